@@ -1,0 +1,37 @@
+"""One family of errors: each also inherits the matching builtin, and says what was expected."""
+
+from __future__ import annotations
+
+
+class BenzotaperError(Exception):
+    """Base of every error the package raises on purpose."""
+
+
+class KnowledgeError(ValueError, BenzotaperError):
+    """A knowledge file is malformed: names the file, the field and the value."""
+
+
+class UnknownDrugError(LookupError, BenzotaperError):
+    """A drug name that is not in the knowledge base (with suggestions)."""
+
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown drug {name!r}{hint}")
+        self.name = name
+        self.suggestions = suggestions
+
+
+class UnitError(ValueError, BenzotaperError):
+    """A dose or concentration that cannot be parsed or is in the wrong unit."""
+
+
+class ImplausibleValueError(ValueError, BenzotaperError):
+    """A value that parses but is outside what is plausible (negative, zero, too large)."""
+
+
+class RegimenError(ValueError, BenzotaperError):
+    """A dosing instruction (sig) that cannot be understood."""
+
+
+class ModelError(ValueError, BenzotaperError):
+    """A drug lacks the pharmacokinetic data a simulation needs."""
