@@ -114,6 +114,7 @@ def simulate_grid(modal: Modal, doses: Doses, grid: TimeGrid) -> FloatArray:
         carried = np.matmul(start_state, wi[:, :, None] * e)  # (n, blocks, B)
         fresh = np.matmul(amounts, np.einsum("nm,nmub->nub", wi, g))  # (n, blocks, B)
         out[:, i, :] = (carried + fresh).reshape(n, -1)
+    np.maximum(out, 0.0, out=out)  # sums of exponentials cancel to ~1e-9 below zero at a dose instant
     return out[:, :, : grid.n]
 
 
@@ -135,4 +136,4 @@ def concentrations_at(modal: Modal, doses: Doses, times: FloatArray,
         for d in range(k.shape[3]):
             per_depot[..., d] = exps[..., doses.depot == d].sum(axis=-1)
         out[:, :, start:start + len(t)] = np.einsum("nimd,nmtd->nit", k, per_depot)
-    return out
+    return np.maximum(out, 0.0)

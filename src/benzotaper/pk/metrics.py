@@ -9,7 +9,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 
-from benzotaper.pk.engine import TimeGrid
 from benzotaper.pk.simulation import Curves, Simulator
 from benzotaper.regimen import DoseEvents
 
@@ -18,7 +17,8 @@ FloatArray = NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True)
 class AnalyteSummary:
-    """Over the whole simulation (first patient): Cmax, its time, last-day trough, half-life."""
+    """Over the simulation (first patient): Cmax, Tmax after the dose before the peak, last-day
+    trough, and the analyte's own half-life in the model."""
 
     cmax_ng_ml: float
     tmax_h: float
@@ -52,15 +52,18 @@ def model_half_life(sim: Simulator, analyte: int) -> float:
     return math.log(2) / beta
 
 
-def analyte_summaries(sim: Simulator, curves: Curves, grid: TimeGrid) -> dict[str, AnalyteSummary]:
-    """Cmax/Tmax over the run and the minimum over its last 24 h, per analyte."""
-    last_day = curves.times_h >= curves.times_h[-1] - 24 + 1e-9
+def analyte_summaries(sim: Simulator, curves: Curves, events: DoseEvents) -> dict[str, AnalyteSummary]:
+    """Cmax over the run, Tmax after the preceding dose, minimum over the last 24 h, per analyte."""
+    t = curves.times_h
+    last_day = t >= t[-1] - 24 + 1e-9
     out = {}
     for i, name in enumerate(curves.analytes):
         c = curves.conc[0, i]
         k = int(np.argmax(c))
-        out[name] = AnalyteSummary(float(c[k]), float(curves.times_h[k] - grid.start),
-                                   float(np.min(c[last_day])), model_half_life(sim, i))
+        before = events.time[events.time <= t[k]]
+        since = float(t[k] - before[-1]) if len(before) else float(t[k] - t[0])
+        out[name] = AnalyteSummary(float(c[k]), since, float(np.min(c[last_day])),
+                                   model_half_life(sim, i))
     return out
 
 

@@ -1,0 +1,1 @@
+"""Charts and printable documents made from core results."""

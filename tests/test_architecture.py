@@ -1,0 +1,36 @@
+"""Imports go down only: knowledge <- units/regimen <- pk <- interfaces; no web frameworks in the core."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import benzotaper
+
+ROOT = Path(benzotaper.__file__).parent
+LAYER = {"knowledge": 0, "errors": 0, "units": 1, "regimen": 1, "equivalence": 1, "pk": 2,
+         "simulate": 3, "report": 4, "cli": 4}
+FORBIDDEN = ("django", "pyspark", "ninja")
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+    return names
+
+
+def test_modules_import_only_lower_layers() -> None:
+    for path in ROOT.rglob("*.py"):
+        own = path.relative_to(ROOT).parts[0].removesuffix(".py")
+        if own not in LAYER:
+            continue
+        for name in _imports(path):
+            if name.startswith("benzotaper."):
+                target = name.split(".")[1]
+                assert LAYER.get(target, 0) <= LAYER[own], f"{path.name} imports {name}"
+            assert not name.startswith(FORBIDDEN), f"{path.name} imports {name}"
