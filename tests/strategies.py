@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-SIMULATED = ["diazepam", "alprazolam", "lorazepam", "clonazepam", "clorazepate", "oxazepam",
-             "temazepam", "zolpidem", "chlordiazepoxide", "nitrazepam"]
+SIMULATED = [
+    "diazepam",
+    "alprazolam",
+    "lorazepam",
+    "clonazepam",
+    "clorazepate",
+    "oxazepam",
+    "temazepam",
+    "zolpidem",
+    "chlordiazepoxide",
+    "nitrazepam",
+]
 
 drugs = st.sampled_from(SIMULATED)
 doses_mg = st.floats(min_value=0.1, max_value=50.0, allow_nan=False)

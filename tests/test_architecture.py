@@ -8,8 +8,17 @@ from pathlib import Path
 import benzotaper
 
 ROOT = Path(benzotaper.__file__).parent
-LAYER = {"knowledge": 0, "errors": 0, "units": 1, "regimen": 1, "equivalence": 1, "pk": 2,
-         "simulate": 3, "report": 4, "cli": 4}
+LAYER = {
+    "knowledge": 0,
+    "errors": 0,
+    "units": 1,
+    "regimen": 1,
+    "equivalence": 1,
+    "pk": 2,
+    "simulate": 3,
+    "report": 4,
+    "cli": 4,
+}
 FORBIDDEN = ("django", "pyspark", "ninja")
 
 

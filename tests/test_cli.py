@@ -55,17 +55,20 @@ def test_simulate_does_not_flag_diazepam() -> None:
     assert set(data["analytes"]) == {"diazepam", "nordiazepam"}
 
 
-@pytest.mark.parametrize("args", [
-    ["convert", "6", "mg", "alprazolm"],
-    ["convert", "6", "mL", "alprazolam"],
-    ["convert", "-6", "mg", "alprazolam"],
-    ["convert", "6", "mg", "eszopiclone"],
-    ["simulate", "alprazolam 200 mg tds"],
-    ["simulate", "alprazolam 2 mg sometimes"],
-    ["simulate", "estazolam 1 mg nocte"],
-    ["simulate", "alprazolam 2 mg tds", "--start", "yesterday"],
-    ["simulate", "alprazolam 2 mg tds", "--days", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["convert", "6", "mg", "alprazolm"],
+        ["convert", "6", "mL", "alprazolam"],
+        ["convert", "-6", "mg", "alprazolam"],
+        ["convert", "6", "mg", "eszopiclone"],
+        ["simulate", "alprazolam 200 mg tds"],
+        ["simulate", "alprazolam 2 mg sometimes"],
+        ["simulate", "estazolam 1 mg nocte"],
+        ["simulate", "alprazolam 2 mg tds", "--start", "yesterday"],
+        ["simulate", "alprazolam 2 mg tds", "--days", "0"],
+    ],
+)
 def test_bad_input_exits_2_with_a_message(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output

@@ -13,10 +13,29 @@ from benzotaper.knowledge import Knowledge, Quantity, load_knowledge
 from benzotaper.knowledge.loader import DATA_DIR
 
 REQUIRED = [
-    "alprazolam", "bromazepam", "chlordiazepoxide", "clobazam", "clonazepam", "clorazepate",
-    "diazepam", "estazolam", "flunitrazepam", "flurazepam", "loprazolam", "lorazepam",
-    "lormetazepam", "midazolam", "nitrazepam", "oxazepam", "temazepam", "triazolam", "zolpidem",
-    "zopiclone", "eszopiclone", "zaleplon", "clomethiazole",
+    "alprazolam",
+    "bromazepam",
+    "chlordiazepoxide",
+    "clobazam",
+    "clonazepam",
+    "clorazepate",
+    "diazepam",
+    "estazolam",
+    "flunitrazepam",
+    "flurazepam",
+    "loprazolam",
+    "lorazepam",
+    "lormetazepam",
+    "midazolam",
+    "nitrazepam",
+    "oxazepam",
+    "temazepam",
+    "triazolam",
+    "zolpidem",
+    "zopiclone",
+    "eszopiclone",
+    "zaleplon",
+    "clomethiazole",
 ]
 
 
@@ -94,10 +113,16 @@ def test_model_half_life_agrees_with_the_published_range(knowledge: Knowledge) -
         assert 0.6 * lo <= t_half <= 1.5 * hi, (analyte.id, t_half, lo, hi)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("Xanax", "alprazolam"), ("valium", "diazepam"), ("Klonopin", "clonazepam"),
-    ("ATIVAN", "lorazepam"), ("Relanium", "diazepam"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Xanax", "alprazolam"),
+        ("valium", "diazepam"),
+        ("Klonopin", "clonazepam"),
+        ("ATIVAN", "lorazepam"),
+        ("Relanium", "diazepam"),
+    ],
+)
 def test_brand_names_find_the_generic(knowledge: Knowledge, name: str, expected: str) -> None:
     assert knowledge.drug(name).id == expected
 
@@ -116,9 +141,12 @@ def _copy_data(tmp_path: Path) -> Path:
 def test_a_number_without_a_source_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _copy_data(tmp_path)
     path = data / "drugs" / "diazepam.toml"
-    path.write_text(path.read_text().replace(
-        'bioavailability = { value = 0.97, unit = "", source = "S30",',
-        'bioavailability = { value = 0.97, unit = "",'))
+    path.write_text(
+        path.read_text().replace(
+            'bioavailability = { value = 0.97, unit = "", source = "S30",',
+            'bioavailability = { value = 0.97, unit = "",',
+        )
+    )
     monkeypatch.setattr("benzotaper.knowledge.base.DATA_DIR", data)
     with pytest.raises(KnowledgeError, match=r"diazepam.toml: absorption.bioavailability: missing 'source'"):
         load_knowledge()
@@ -149,6 +177,7 @@ def test_a_clinic_can_add_a_local_drug(tmp_path: Path) -> None:
         'id = "prazepam"\nname = "prazepam"\ndrug_class = "benzodiazepine"\natc = ["N05BA11"]\n'
         'analyte = "nordiazepam"\nmolar_mass = { value = 324.8, unit = "g/mol", source = "pubchem" }\n'
         '[[formulation]]\nform = "tablet"\nstrength = { value = 10, unit = "mg", source = "pubchem" }\n'
-        'markets = ["local"]\n')
+        'markets = ["local"]\n'
+    )
     k = load_knowledge(extra_dirs=[local])
     assert k.drug("prazepam").analyte == "nordiazepam"

@@ -17,8 +17,18 @@ def _relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a[mask] - b[mask]) / np.abs(b[mask])))
 
 
-@pytest.mark.parametrize("drugs", [("diazepam",), ("alprazolam",), ("clonazepam",), ("clorazepate",),
-                                   ("lorazepam", "zolpidem"), ("chlordiazepoxide",), ("diazepam", "oxazepam")])
+@pytest.mark.parametrize(
+    "drugs",
+    [
+        ("diazepam",),
+        ("alprazolam",),
+        ("clonazepam",),
+        ("clorazepate",),
+        ("lorazepam", "zolpidem"),
+        ("chlordiazepoxide",),
+        ("diazepam", "oxazepam"),
+    ],
+)
 def test_closed_form_matches_the_ode_oracle(knowledge: Knowledge, drugs: tuple[str, ...]) -> None:
     rng = np.random.default_rng(7)
     sim = Simulator.for_drugs(knowledge, drugs)
@@ -28,8 +38,9 @@ def test_closed_form_matches_the_ode_oracle(knowledge: Knowledge, drugs: tuple[s
     ev = events(drugs[0], times, 2.0)
     if len(drugs) > 1:
         extra = events(drugs[1], [22.0 + 24 * d for d in range(10)], 5.0)
-        ev = type(ev)(ev.origin, np.concatenate([ev.time, extra.time]), np.concatenate([ev.amt, extra.amt]),
-                      ev.drug + extra.drug)
+        ev = type(ev)(
+            ev.origin, np.concatenate([ev.time, extra.time]), np.concatenate([ev.amt, extra.amt]), ev.drug + extra.drug
+        )
     grid = TimeGrid(0.0, 0.5, 24 * 2 * 12)
     curves = sim.run(ev, grid)
     doses = sim.doses(ev)

@@ -66,8 +66,9 @@ def test_steady_state_interval_auc_equals_f_dose_over_cl(drug: str, mg: float, t
 
 
 @FAST
-@given(st.floats(min_value=0.5, max_value=20), st.sampled_from([8.0, 12.0, 24.0]),
-       st.floats(min_value=0.0, max_value=1.0))
+@given(
+    st.floats(min_value=0.5, max_value=20), st.sampled_from([8.0, 12.0, 24.0]), st.floats(min_value=0.0, max_value=1.0)
+)
 def test_steady_state_matches_the_one_compartment_closed_form(mg: float, tau: float, phase: float) -> None:
     # Textbook accumulation (Gibaldi & Perrier): Css(t) = F D ka / (V (ka - k)) *
     # [exp(-k t) / (1 - exp(-k tau)) - exp(-ka t) / (1 - exp(-ka tau))], 0 <= t < tau.
@@ -78,6 +79,12 @@ def test_steady_state_matches_the_one_compartment_closed_form(mg: float, tau: fl
     n = int(30 * math.log(2) / k / tau) + 2
     t_in = phase * tau * 0.999
     level = sim.levels_at(repeated("alprazolam", mg, tau, n), np.array([(n - 1) * tau + t_in + depot.lag]))
-    closed = 1000 * f * mg * ka / (v * (ka - k)) * (
-        math.exp(-k * t_in) / (1 - math.exp(-k * tau)) - math.exp(-ka * t_in) / (1 - math.exp(-ka * tau)))
+    closed = (
+        1000
+        * f
+        * mg
+        * ka
+        / (v * (ka - k))
+        * (math.exp(-k * t_in) / (1 - math.exp(-k * tau)) - math.exp(-ka * t_in) / (1 - math.exp(-ka * tau)))
+    )
     assert math.isclose(float(level[0, 0, 0]), closed, rel_tol=1e-6)

@@ -50,21 +50,31 @@ SINGLE_DOSE = [
 
 
 @pytest.mark.parametrize(("drug", "mg", "c_lo", "c_hi", "t_lo", "t_hi", "source"), SINGLE_DOSE)
-def test_single_dose_peak_matches_published_data(knowledge: Knowledge, drug: str, mg: float, c_lo: float,
-                                                 c_hi: float, t_lo: float | None, t_hi: float | None,
-                                                 source: str) -> None:
+def test_single_dose_peak_matches_published_data(
+    knowledge: Knowledge,
+    drug: str,
+    mg: float,
+    c_lo: float,
+    c_hi: float,
+    t_lo: float | None,
+    t_hi: float | None,
+    source: str,
+) -> None:
     cmax, tmax = _single(knowledge, drug, mg)
     assert _within(cmax, c_lo, c_hi), f"{drug}: Cmax {cmax:.1f} vs {c_lo}-{c_hi} ng/mL ({source})"
     if t_lo is not None and t_hi is not None:
         assert t_lo * 0.5 <= tmax <= t_hi * 1.5, f"{drug}: Tmax {tmax:.2f} h vs {t_lo}-{t_hi} h ({source})"
 
 
-@pytest.mark.parametrize(("drug", "published_h", "source"), [
-    ("diazepam", 44.2, "Greenblatt 1989 (S29)"),
-    ("alprazolam", 11.2, "alprazolam label (S10)"),
-    ("lorazepam", 12, "Ativan label (S22)"),
-    ("nitrazepam", 29.0, "IV/oral/rectal nitrazepam study (S53)"),
-])
+@pytest.mark.parametrize(
+    ("drug", "published_h", "source"),
+    [
+        ("diazepam", 44.2, "Greenblatt 1989 (S29)"),
+        ("alprazolam", 11.2, "alprazolam label (S10)"),
+        ("lorazepam", 12, "Ativan label (S22)"),
+        ("nitrazepam", 29.0, "IV/oral/rectal nitrazepam study (S53)"),
+    ],
+)
 def test_half_life_matches_published_mean(knowledge: Knowledge, drug: str, published_h: float, source: str) -> None:
     sim = Simulator.for_drugs(knowledge, (drug,))
     t_half = model_half_life(sim, 0)
@@ -77,17 +87,20 @@ def test_clonazepam_steady_state_matches_the_published_range(knowledge: Knowledg
     assert _within(level, 25, 75)
 
 
-@pytest.mark.parametrize(("drug", "mg", "tau", "hours_after", "limit_nmol_l", "molar_mass"), [
-    ("alprazolam", 1.0, 8.0, 8.0, 160, 308.77),   # 3 mg/day, trough
-    ("zolpidem", 10.0, 24.0, 12.0, 100, 307.39),   # 12 h post-dose
-    ("zopiclone", 7.5, 24.0, 12.0, 50, 388.81),    # 12 h post-dose
-    ("nitrazepam", 5.0, 24.0, 24.0, 300, 281.27),
-    ("oxazepam", 15.0, 8.0, 8.0, 2500, 286.71),
-    ("flunitrazepam", 1.0, 24.0, 24.0, 20, 313.28),
-])
-def test_typical_patient_stays_under_the_norwegian_upper_limit(knowledge: Knowledge, drug: str, mg: float,
-                                                              tau: float, hours_after: float,
-                                                              limit_nmol_l: float, molar_mass: float) -> None:
+@pytest.mark.parametrize(
+    ("drug", "mg", "tau", "hours_after", "limit_nmol_l", "molar_mass"),
+    [
+        ("alprazolam", 1.0, 8.0, 8.0, 160, 308.77),  # 3 mg/day, trough
+        ("zolpidem", 10.0, 24.0, 12.0, 100, 307.39),  # 12 h post-dose
+        ("zopiclone", 7.5, 24.0, 12.0, 50, 388.81),  # 12 h post-dose
+        ("nitrazepam", 5.0, 24.0, 24.0, 300, 281.27),
+        ("oxazepam", 15.0, 8.0, 8.0, 2500, 286.71),
+        ("flunitrazepam", 1.0, 24.0, 24.0, 20, 313.28),
+    ],
+)
+def test_typical_patient_stays_under_the_norwegian_upper_limit(
+    knowledge: Knowledge, drug: str, mg: float, tau: float, hours_after: float, limit_nmol_l: float, molar_mass: float
+) -> None:
     # Helland 2016 (S18): upper reference limits at the highest usual daily dose, so the typical
     # patient must lie below them (and not absurdly far: above 5 % of the limit).
     limit_ng_ml = limit_nmol_l * molar_mass / 1000
@@ -95,35 +108,48 @@ def test_typical_patient_stays_under_the_norwegian_upper_limit(knowledge: Knowle
     assert 0.05 * limit_ng_ml < level < limit_ng_ml, f"{drug}: {level:.1f} vs limit {limit_ng_ml:.1f} ng/mL"
 
 
-@pytest.mark.xfail(strict=True, reason="known: clonazepam CL 2.98 L/h (Kruizinga 2022) puts 1.5 mg/day at "
-                   "~19 ng/mL, above the Norwegian 50 nmol/L (~16 ng/mL) limit; Greenblatt's CL/F 4.32 L/h would not")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: clonazepam CL 2.98 L/h (Kruizinga 2022) puts 1.5 mg/day at "
+    "~19 ng/mL, above the Norwegian 50 nmol/L (~16 ng/mL) limit; Greenblatt's CL/F 4.32 L/h would not",
+)
 def test_clonazepam_under_the_norwegian_limit(knowledge: Knowledge) -> None:
     assert _steady(knowledge, "clonazepam", 0.5, 8.0, 8.0 - 1e-6) < 50 * 315.72 / 1000
 
 
-@pytest.mark.xfail(strict=True, reason="known: nordiazepam peaks at 356 ng/mL after 20 mg clorazepate (S43); "
-                   "a one-compartment nordiazepam with Vbeta 87 L cannot reach it (model: ~150)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: nordiazepam peaks at 356 ng/mL after 20 mg clorazepate (S43); "
+    "a one-compartment nordiazepam with Vbeta 87 L cannot reach it (model: ~150)",
+)
 def test_clorazepate_single_dose_peak(knowledge: Knowledge) -> None:
     cmax, _ = _single(knowledge, "clorazepate", 20, "nordiazepam")
     assert _within(cmax, 356, 356)
 
 
-@pytest.mark.xfail(strict=True, reason="known: loprazolam 1 mg peaks at 5.5-6.0 ng/mL (SA SmPC, S56); "
-                   "the stored volume gives ~2.8")
+@pytest.mark.xfail(
+    strict=True, reason="known: loprazolam 1 mg peaks at 5.5-6.0 ng/mL (SA SmPC, S56); the stored volume gives ~2.8"
+)
 def test_loprazolam_single_dose_peak(knowledge: Knowledge) -> None:
     cmax, _ = _single(knowledge, "loprazolam", 1)
     assert _within(cmax, 5.5, 6.0)
 
 
-@pytest.mark.xfail(strict=True, reason="known: clomethiazole 390 mg base peaks at 1,760 ng/mL (S64); the "
-                   "one-compartment model with the label volume gives ~290")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: clomethiazole 390 mg base peaks at 1,760 ng/mL (S64); the "
+    "one-compartment model with the label volume gives ~290",
+)
 def test_clomethiazole_single_dose_peak(knowledge: Knowledge) -> None:
     cmax, _ = _single(knowledge, "clomethiazole", 390)
     assert _within(cmax, 1760, 1760)
 
 
-@pytest.mark.xfail(strict=True, reason="known: the stored ka 1.04/h (Greenblatt 1979, 2 mg) and lag 0.27 h put "
-                   "the lorazepam peak at ~3.2 h; the label says about 2 h (S22)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: the stored ka 1.04/h (Greenblatt 1979, 2 mg) and lag 0.27 h put "
+    "the lorazepam peak at ~3.2 h; the label says about 2 h (S22)",
+)
 def test_lorazepam_peak_time(knowledge: Knowledge) -> None:
     _, tmax = _single(knowledge, "lorazepam", 2)
     assert 1.0 <= tmax <= 3.0

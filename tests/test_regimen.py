@@ -18,20 +18,23 @@ def _doses(knowledge: Knowledge, sig: str) -> list[tuple[str, float]]:
     return [(d.at.strftime("%H:%M"), d.mg) for d in regimen.doses]
 
 
-@pytest.mark.parametrize(("sig", "expected"), [
-    ("alprazolam 2 mg tds", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
-    ("lorazepam 1 mg bid", [("08:00", 1), ("20:00", 1)]),
-    ("lorazepam 1 mg b.i.d.", [("08:00", 1), ("20:00", 1)]),
-    ("alprazolam 0.5 mg mane, 1 mg nocte", [("08:00", 0.5), ("22:00", 1)]),
-    ("temazepam 10 mg qhs", [("22:00", 10)]),
-    ("alprazolam 6 mg/day in 3 doses", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
-    ("diazepam 2 mg three times daily", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
-    ("diazepam 5 mg qds", [("08:00", 5), ("12:00", 5), ("16:00", 5), ("20:00", 5)]),
-    ("diazepam 500 mcg od", [("08:00", 0.5)]),
-    ("diazepam 5 mg at 07:30", [("07:30", 5)]),
-    ("diazepam 1 x 2 mg tab bd", [("08:00", 2), ("20:00", 2)]),
-    ("Xanax 0.5mg t.d.s.", [("08:00", 0.5), ("14:00", 0.5), ("20:00", 0.5)]),
-])
+@pytest.mark.parametrize(
+    ("sig", "expected"),
+    [
+        ("alprazolam 2 mg tds", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
+        ("lorazepam 1 mg bid", [("08:00", 1), ("20:00", 1)]),
+        ("lorazepam 1 mg b.i.d.", [("08:00", 1), ("20:00", 1)]),
+        ("alprazolam 0.5 mg mane, 1 mg nocte", [("08:00", 0.5), ("22:00", 1)]),
+        ("temazepam 10 mg qhs", [("22:00", 10)]),
+        ("alprazolam 6 mg/day in 3 doses", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
+        ("diazepam 2 mg three times daily", [("08:00", 2), ("14:00", 2), ("20:00", 2)]),
+        ("diazepam 5 mg qds", [("08:00", 5), ("12:00", 5), ("16:00", 5), ("20:00", 5)]),
+        ("diazepam 500 mcg od", [("08:00", 0.5)]),
+        ("diazepam 5 mg at 07:30", [("07:30", 5)]),
+        ("diazepam 1 x 2 mg tab bd", [("08:00", 2), ("20:00", 2)]),
+        ("Xanax 0.5mg t.d.s.", [("08:00", 0.5), ("14:00", 0.5), ("20:00", 0.5)]),
+    ],
+)
 def test_it_reads_common_sig_forms(knowledge: Knowledge, sig: str, expected: list[tuple[str, float]]) -> None:
     assert _doses(knowledge, sig) == expected
 
@@ -51,20 +54,24 @@ def test_an_unknown_drug_gets_did_you_mean(knowledge: Knowledge) -> None:
         parse_regimens("lorazepan 1 mg bid", knowledge, START)
 
 
-@pytest.mark.parametrize(("sig", "error", "message"), [
-    ("diazepam 2000 mg tds", ImplausibleValueError, r"at most 400 mg for diazepam"),
-    ("diazepam 5 mcg bd", ImplausibleValueError, r"at least 0.01 mg for diazepam"),
-    ("diazepam -2 mg tds", ImplausibleValueError, r"more than 0 mg"),
-    ("diazepam 0 mg tds", ImplausibleValueError, r"more than 0 mg"),
-    ("diazepam 2 mL tds", UnitError, r"not a mass"),
-    ("diazepam 2 tabs tds", UnitError, r"write the strength"),
-    ("diazepam 2 mg", RegimenError, r"needs a frequency"),
-    ("diazepam 2 mg sometimes", RegimenError, r"unknown dosing frequency 'sometimes'"),
-    ("2 mg tds", RegimenError, r"name the drug first"),
-    ("", RegimenError, r"empty"),
-])
-def test_bad_sigs_are_refused_with_a_clear_message(knowledge: Knowledge, sig: str,
-                                                  error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("sig", "error", "message"),
+    [
+        ("diazepam 2000 mg tds", ImplausibleValueError, r"at most 400 mg for diazepam"),
+        ("diazepam 5 mcg bd", ImplausibleValueError, r"at least 0.01 mg for diazepam"),
+        ("diazepam -2 mg tds", ImplausibleValueError, r"more than 0 mg"),
+        ("diazepam 0 mg tds", ImplausibleValueError, r"more than 0 mg"),
+        ("diazepam 2 mL tds", UnitError, r"not a mass"),
+        ("diazepam 2 tabs tds", UnitError, r"write the strength"),
+        ("diazepam 2 mg", RegimenError, r"needs a frequency"),
+        ("diazepam 2 mg sometimes", RegimenError, r"unknown dosing frequency 'sometimes'"),
+        ("2 mg tds", RegimenError, r"name the drug first"),
+        ("", RegimenError, r"empty"),
+    ],
+)
+def test_bad_sigs_are_refused_with_a_clear_message(
+    knowledge: Knowledge, sig: str, error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         parse_regimens(sig, knowledge, START)
 

@@ -12,10 +12,21 @@ from benzotaper.errors import ImplausibleValueError, UnitError
 from benzotaper.units import from_ng_ml, parse_concentration, parse_dose, to_ng_ml
 
 
-@pytest.mark.parametrize(("text", "mg"), [
-    ("0.5 mg", 0.5), ("500 µg", 0.5), ("500 μg", 0.5), ("500 mcg", 0.5), ("500 ug", 0.5),
-    ("2.5mg", 2.5), ("2,5 mg", 2.5), ("1 g", 1000.0), (".25 mg", 0.25), ("½ mg", 0.5),
-])
+@pytest.mark.parametrize(
+    ("text", "mg"),
+    [
+        ("0.5 mg", 0.5),
+        ("500 µg", 0.5),
+        ("500 μg", 0.5),
+        ("500 mcg", 0.5),
+        ("500 ug", 0.5),
+        ("2.5mg", 2.5),
+        ("2,5 mg", 2.5),
+        ("1 g", 1000.0),
+        (".25 mg", 0.25),
+        ("½ mg", 0.5),
+    ],
+)
 def test_it_reads_doses_in_any_usual_spelling(text: str, mg: float) -> None:
     assert math.isclose(parse_dose(text), mg)
 

@@ -23,8 +23,11 @@ from benzotaper.knowledge import Drug, Knowledge, load_knowledge
 from benzotaper.simulate import SimulationReport, simulate_sig
 from benzotaper.units import mass_to_mg, parse_number
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="benzotaper: safe benzodiazepine and Z-drug tapering (clinical decision support).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="benzotaper: safe benzodiazepine and Z-drug tapering (clinical decision support).",
+)
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -62,8 +65,10 @@ def _finite(x: float | None, digits: int = 4) -> float | None:
 
 
 def _source_list(knowledge: Knowledge, keys: tuple[str, ...] | list[str]) -> list[dict[str, str | None]]:
-    return [{"key": k, "citation": knowledge.source(k).citation, "url": knowledge.source(k).url}
-            for k in dict.fromkeys(keys)]
+    return [
+        {"key": k, "citation": knowledge.source(k).citation, "url": knowledge.source(k).url}
+        for k in dict.fromkeys(keys)
+    ]
 
 
 def _drug_row(drug: Drug, knowledge: Knowledge) -> dict[str, Any]:
@@ -99,7 +104,11 @@ def drugs(json_out: JsonOpt = False) -> None:
     for col in ("drug", "class", "≈10 mg diazepam", "published range", "half-life (h)", "active metabolites"):
         table.add_column(col)
     for r in rows:
-        eq = f"{r['equivalent_to_10mg_diazepam_mg']:g} mg ({r['equivalence_table']})" if r["equivalence_table"] else "not published"
+        eq = (
+            f"{r['equivalent_to_10mg_diazepam_mg']:g} mg ({r['equivalence_table']})"
+            if r["equivalence_table"]
+            else "not published"
+        )
         rng = "–".join(f"{x:g}" for x in r["equivalence_range_mg"]) + " mg" if r["equivalence_range_mg"] else ""
         hl = f"{r['half_life_h']:g}" if r["half_life_h"] is not None else "?"
         if r["half_life_range_h"]:
@@ -112,7 +121,11 @@ def drugs(json_out: JsonOpt = False) -> None:
 def _conversion_payload(c: Conversion, knowledge: Knowledge) -> dict[str, Any]:
     return {
         "from": {"drug": c.from_drug, "mg": c.mg},
-        "to": {"drug": c.to_drug, "mg": round(c.to_mg, 4), "range_mg": [round(c.range_mg[0], 4), round(c.range_mg[1], 4)]},
+        "to": {
+            "drug": c.to_drug,
+            "mg": round(c.to_mg, 4),
+            "range_mg": [round(c.range_mg[0], 4), round(c.range_mg[1], 4)],
+        },
         "table": c.table,
         "per_table_mg": {k: round(v, 4) for k, v in c.per_table_mg.items()},
         "sources": _source_list(knowledge, c.sources),
@@ -125,7 +138,10 @@ def convert_cmd(
     unit: Annotated[str, typer.Argument(help="Unit of the amount: mg, mcg, µg, g")],
     drug: Annotated[str, typer.Argument(help="Drug the dose is of, e.g. alprazolam")],
     to: Annotated[str, typer.Option("--to", help="Drug to convert to")] = "diazepam",
-    table: Annotated[str | None, typer.Option("--table", help="Use one equivalence table (ashton, vadod2021, nhs_scotland, who2009, medscape)")] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", help="Use one equivalence table (ashton, vadod2021, nhs_scotland, who2009, medscape)"),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Equivalent dose of another drug, e.g. `benzotaper convert 6 mg alprazolam --to diazepam`."""
@@ -137,8 +153,10 @@ def convert_cmd(
         _emit(payload)
         return
     lo, hi = result.range_mg
-    out.print(f"{result.mg:g} mg {result.from_drug} ≈ [bold]{result.to_mg:.3g} mg {result.to_drug}[/] "
-              f"({result.table} table); published range {lo:.3g}–{hi:.3g} mg")
+    out.print(
+        f"{result.mg:g} mg {result.from_drug} ≈ [bold]{result.to_mg:.3g} mg {result.to_drug}[/] "
+        f"({result.table} table); published range {lo:.3g}–{hi:.3g} mg"
+    )
     for name, value in result.per_table_mg.items():
         out.print(f"  {name}: {value:.3g} mg")
     out.print("Sources: " + "; ".join(s["citation"] or "" for s in payload["sources"]))
@@ -152,28 +170,51 @@ def _simulation_payload(rep: SimulationReport, knowledge: Knowledge) -> dict[str
         s = rep.analytes[spec.id]
         published = spec.half_life_published
         analytes[spec.id] = {
-            "cmax_ng_ml": _finite(s.cmax_ng_ml), "tmax_h": _finite(s.tmax_h, 3),
-            "trough_ng_ml": _finite(s.trough_ng_ml), "half_life_h": _finite(s.half_life_h, 2),
+            "cmax_ng_ml": _finite(s.cmax_ng_ml),
+            "tmax_h": _finite(s.tmax_h, 3),
+            "trough_ng_ml": _finite(s.trough_ng_ml),
+            "half_life_h": _finite(s.half_life_h, 2),
             "half_life_published_h": published.value if published else None,
             "half_life_published_range_h": list(published.range) if published and published.range else None,
-            "diazepam_equivalent_weight": _finite(pot.value), "weight_basis": pot.basis,
+            "diazepam_equivalent_weight": _finite(pot.value),
+            "weight_basis": pot.basis,
         }
     last = rep.days[-1]
     return {
-        "regimen": [{"drug": r.drug, "doses": [{"time": d.at.strftime("%H:%M"), "mg": d.mg} for d in r.doses],
-                     "daily_mg": r.daily_mg, "prn_mg": r.prn_mg, "prn_max_per_day": r.prn_max_per_day}
-                    for r in rep.regimens],
+        "regimen": [
+            {
+                "drug": r.drug,
+                "doses": [{"time": d.at.strftime("%H:%M"), "mg": d.mg} for d in r.doses],
+                "daily_mg": r.daily_mg,
+                "prn_mg": r.prn_mg,
+                "prn_max_per_day": r.prn_max_per_day,
+            }
+            for r in rep.regimens
+        ],
         "analytes": analytes,
         "interdose_withdrawal": rep.interdose_withdrawal,
         "interdose_threshold": rep.threshold,
         "time_to_90pct_steady_state_h": _finite(rep.time_to_steady_state_h, 1),
-        "diazepam_equivalent_last_day": {"mean_ng_ml": _finite(last.mean_ng_ml), "min_ng_ml": _finite(last.min_ng_ml),
-                                          "max_ng_ml": _finite(last.max_ng_ml)},
-        "occupancy_last_day_mean": _finite(float(rep.curves.occupancy[0, rep.curves.times_h >= rep.curves.times_h[-1] - 24].mean())),
-        "days": [{"day": d.day + 1, "mean_ng_ml": _finite(d.mean_ng_ml), "max_ng_ml": _finite(d.max_ng_ml),
-                  "min_ng_ml": _finite(d.min_ng_ml), "peak_trough_ratio": _finite(d.peak_trough_ratio, 3),
-                  "min_predose_fraction_of_24h_mean": _finite(d.min_predose_fraction, 3),
-                  "interdose_withdrawal": d.interdose_withdrawal} for d in rep.days],
+        "diazepam_equivalent_last_day": {
+            "mean_ng_ml": _finite(last.mean_ng_ml),
+            "min_ng_ml": _finite(last.min_ng_ml),
+            "max_ng_ml": _finite(last.max_ng_ml),
+        },
+        "occupancy_last_day_mean": _finite(
+            float(rep.curves.occupancy[0, rep.curves.times_h >= rep.curves.times_h[-1] - 24].mean())
+        ),
+        "days": [
+            {
+                "day": d.day + 1,
+                "mean_ng_ml": _finite(d.mean_ng_ml),
+                "max_ng_ml": _finite(d.max_ng_ml),
+                "min_ng_ml": _finite(d.min_ng_ml),
+                "peak_trough_ratio": _finite(d.peak_trough_ratio, 3),
+                "min_predose_fraction_of_24h_mean": _finite(d.min_predose_fraction, 3),
+                "interdose_withdrawal": d.interdose_withdrawal,
+            }
+            for d in rep.days
+        ],
         "assumptions": list(rep.assumptions),
         "sources": _source_list(knowledge, _simulation_sources(rep, knowledge)),
     }
@@ -203,15 +244,19 @@ def _print_simulation(rep: SimulationReport) -> None:
         table.add_row(name, f"{s.cmax_ng_ml:.1f}", f"{s.tmax_h:.2f}", f"{s.trough_ng_ml:.1f}", f"{s.half_life_h:.1f}")
     out.print(table)
     last = rep.days[-1]
-    out.print(f"Diazepam-equivalent level, last day: mean {last.mean_ng_ml:.0f} ng/mL, "
-              f"range {last.min_ng_ml:.0f}–{last.max_ng_ml:.0f} (peak/trough {last.peak_trough_ratio:.2f})")
+    out.print(
+        f"Diazepam-equivalent level, last day: mean {last.mean_ng_ml:.0f} ng/mL, "
+        f"range {last.min_ng_ml:.0f}–{last.max_ng_ml:.0f} (peak/trough {last.peak_trough_ratio:.2f})"
+    )
     if rep.time_to_steady_state_h is not None:
         out.print(f"Time to 90% of steady state: {rep.time_to_steady_state_h / 24:.1f} days")
     if rep.interdose_withdrawal:
         worst = min(d.min_predose_fraction for d in rep.days if d.min_predose_fraction is not None)
-        out.print(f"[bold yellow]Interdose withdrawal risk:[/] the level falls to {100 * worst:.0f}% of the "
-                  f"24-hour mean before a dose (flag below {100 * rep.threshold:.0f}%). Symptoms late in the "
-                  "dosing interval may be withdrawal, not the original illness; consider a long-acting drug.")
+        out.print(
+            f"[bold yellow]Interdose withdrawal risk:[/] the level falls to {100 * worst:.0f}% of the "
+            f"24-hour mean before a dose (flag below {100 * rep.threshold:.0f}%). Symptoms late in the "
+            "dosing interval may be withdrawal, not the original illness; consider a long-acting drug."
+        )
     else:
         out.print(f"No interdose dip below {100 * rep.threshold:.0f}% of the 24-hour mean.")
     for note in rep.assumptions:
@@ -220,11 +265,16 @@ def _print_simulation(rep: SimulationReport) -> None:
 
 @app.command()
 def simulate(
-    sig: Annotated[str, typer.Argument(help="Regimen, e.g. 'alprazolam 2 mg tds' or 'lorazepam 1 mg bid + zolpidem 10 mg nocte'")],
+    sig: Annotated[
+        str, typer.Argument(help="Regimen, e.g. 'alprazolam 2 mg tds' or 'lorazepam 1 mg bid + zolpidem 10 mg nocte'")
+    ],
     days: Annotated[int, typer.Option("--days", help="Days to simulate")] = 14,
     start: Annotated[str | None, typer.Option("--start", help="First day (YYYY-MM-DD); default today")] = None,
     step: Annotated[float, typer.Option("--step", help="Grid step in hours")] = 0.25,
-    threshold: Annotated[float | None, typer.Option("--threshold", help="Interdose flag: pre-dose level below this fraction of the 24 h mean")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Interdose flag: pre-dose level below this fraction of the 24 h mean"),
+    ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG chart here")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -259,25 +309,36 @@ def demo(json_out: JsonOpt = False) -> None:
     diaz_sig = f"diazepam {conversion.to_mg / 3:g} mg tds"
     diaz = simulate_sig(knowledge, diaz_sig, 28, start)
     if json_out:
-        _emit({"regimen": sig, "conversion": _conversion_payload(conversion, knowledge),
-               "alprazolam": _simulation_payload(alpra, knowledge),
-               "diazepam": _simulation_payload(diaz, knowledge)})
+        _emit(
+            {
+                "regimen": sig,
+                "conversion": _conversion_payload(conversion, knowledge),
+                "alprazolam": _simulation_payload(alpra, knowledge),
+                "diazepam": _simulation_payload(diaz, knowledge),
+            }
+        )
         return
     out.rule("[bold]benzotaper demo[/]: a man of 34 on alprazolam 6 mg/day (domain.md, case 2)")
     out.print(f"Regimen: {sig}")
     lo, hi = conversion.range_mg
-    out.print(f"Diazepam equivalent: [bold]{conversion.to_mg:g} mg/day[/] ({conversion.table} table); "
-              f"published tables give {lo:g}–{hi:g} mg/day.")
+    out.print(
+        f"Diazepam equivalent: [bold]{conversion.to_mg:g} mg/day[/] ({conversion.table} table); "
+        f"published tables give {lo:g}–{hi:g} mg/day."
+    )
     out.rule("Alprazolam as taken (14 days)")
     _print_simulation(alpra)
     out.rule(f"Diazepam at the equivalent dose ({diaz_sig}, 28 days)")
     _print_simulation(diaz)
     out.rule("What this means")
-    out.print("Short-acting alprazolam swings through the day; symptoms that peak before each dose can be "
-              "interdose withdrawal. Diazepam's long half-life (and nordiazepam's) smooths the level, which is "
-              "why guidelines switch to it stepwise, one dose at a time, before a gradual reduction.")
-    out.print("[bold]Never stop a benzodiazepine abruptly after regular use[/]: seizures can follow. "
-              "Plan the switch and the taper with the prescriber.")
+    out.print(
+        "Short-acting alprazolam swings through the day; symptoms that peak before each dose can be "
+        "interdose withdrawal. Diazepam's long half-life (and nordiazepam's) smooths the level, which is "
+        "why guidelines switch to it stepwise, one dose at a time, before a gradual reduction."
+    )
+    out.print(
+        "[bold]Never stop a benzodiazepine abruptly after regular use[/]: seizures can follow. "
+        "Plan the switch and the taper with the prescriber."
+    )
 
 
 def main() -> None:

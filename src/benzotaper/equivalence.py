@@ -37,12 +37,14 @@ def _candidates(q: Quantity, is_reference: bool) -> list[float]:
 
 def _require(drug: Drug) -> None:
     if drug.equivalence is None:
-        raise ModelError(f"{drug.name}: no published dose equivalence to diazepam in the knowledge "
-                         "base, so it cannot be converted")
+        raise ModelError(
+            f"{drug.name}: no published dose equivalence to diazepam in the knowledge base, so it cannot be converted"
+        )
 
 
-def convert(knowledge: Knowledge, mg: float, from_drug: str, to_drug: str = REFERENCE,
-            table: str | None = None) -> Conversion:
+def convert(
+    knowledge: Knowledge, mg: float, from_drug: str, to_drug: str = REFERENCE, table: str | None = None
+) -> Conversion:
     """Equivalent dose with range and sources; `table` forces one table (e.g. 'ashton')."""
     if not mg > 0:
         raise ImplausibleValueError(f"dose must be more than 0 mg (got {mg:g} mg)")
@@ -54,8 +56,7 @@ def convert(knowledge: Knowledge, mg: float, from_drug: str, to_drug: str = REFE
         for d in (src, dst):
             assert d.equivalence is not None
             if table not in d.equivalence.tables:
-                raise ModelError(f"{d.name}: the {table!r} table has no entry "
-                                 f"(it has {sorted(d.equivalence.tables)})")
+                raise ModelError(f"{d.name}: the {table!r} table has no entry (it has {sorted(d.equivalence.tables)})")
     q_from = src.equivalence.tables[table] if table else src.equivalence.used
     q_to = dst.equivalence.tables[table] if table else dst.equivalence.used
     value = mg * q_to.value / q_from.value
@@ -66,13 +67,12 @@ def convert(knowledge: Knowledge, mg: float, from_drug: str, to_drug: str = REFE
     for name in shared:
         a, b = src.equivalence.tables[name], dst.equivalence.tables[name]
         per_table[name] = mg * b.value / a.value
-        spread += [mg * t / f for t in _candidates(b, dst.id == REFERENCE)
-                   for f in _candidates(a, src.id == REFERENCE)]
+        spread += [mg * t / f for t in _candidates(b, dst.id == REFERENCE) for f in _candidates(a, src.id == REFERENCE)]
         sources += [a.source, b.source]
-    used_table = table or (src.equivalence.default_table if src.id != REFERENCE
-                           else dst.equivalence.default_table)
-    return Conversion(src.id, mg, dst.id, value, (min(spread), max(spread)), used_table,
-                      per_table, tuple(dict.fromkeys(sources)))
+    used_table = table or (src.equivalence.default_table if src.id != REFERENCE else dst.equivalence.default_table)
+    return Conversion(
+        src.id, mg, dst.id, value, (min(spread), max(spread)), used_table, per_table, tuple(dict.fromkeys(sources))
+    )
 
 
 def diazepam_equivalent_mg(knowledge: Knowledge, drug: str, mg: float, table: str | None = None) -> float:

@@ -24,8 +24,9 @@ FloatArray = NDArray[np.float64]
 _NUM = r"(?:\d+\s+\d+/\d+|\d+/\d+|\d*\.\d+|\d+(?:\.\d*)?)"
 _MASS = r"(?:mg|mcg|µg|ug|g|micrograms?|milligrams?)"
 _TABS = r"(?:tabs?|tablets?|caps?|capsules?)"
-SIG_EXAMPLES = ("'2 mg tds', '1 mg bid', '0.5 mg mane, 1 mg nocte', '10 mg qhs', "
-                "'0.25 mg prn max 3/day', '6 mg/day in 3 doses'")
+SIG_EXAMPLES = (
+    "'2 mg tds', '1 mg bid', '0.5 mg mane, 1 mg nocte', '10 mg qhs', '0.25 mg prn max 3/day', '6 mg/day in 3 doses'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,10 @@ class DoseEvents:
 
     def records(self) -> list[dict[str, object]]:
         """One dict per event, NONMEM style (time, amt, cmt, evid, ii, addl)."""
-        return [{"time": float(t), "amt": float(a), "cmt": d, "evid": 1, "ii": 0.0, "addl": 0}
-                for t, a, d in zip(self.time, self.amt, self.drug, strict=True)]
+        return [
+            {"time": float(t), "amt": float(a), "cmt": d, "evid": 1, "ii": 0.0, "addl": 0}
+            for t, a, d in zip(self.time, self.amt, self.drug, strict=True)
+        ]
 
     @property
     def drugs(self) -> tuple[str, ...]:
@@ -123,8 +126,9 @@ def _dose_amount(text: str, drug: Drug) -> tuple[float, str]:
         return parse_dose(m["dose"]), m["rest"]
     m = re.match(rf"(?P<dose>{_NUM}\s*{_TABS})\b", text)
     if m:
-        raise UnitError(f"{drug.name}: {m['dose']!r} counts tablets; write the strength too, "
-                        f"e.g. '1 x 2 mg tab' or the dose in mg")
+        raise UnitError(
+            f"{drug.name}: {m['dose']!r} counts tablets; write the strength too, e.g. '1 x 2 mg tab' or the dose in mg"
+        )
     m = re.match(rf"(?P<dose>-?{_NUM}\s*[a-zµ/]+)", text)
     if m:
         parse_dose(m["dose"])  # raises UnitError naming the accepted units
@@ -134,10 +138,14 @@ def _dose_amount(text: str, drug: Drug) -> tuple[float, str]:
 def _as_needed(knowledge: Knowledge, rest: str) -> tuple[bool, int, str]:
     for phrase in sorted({p.replace(".", "") for p in knowledge.sig.as_needed}, key=len, reverse=True):
         if re.match(rf"{re.escape(phrase)}\b", rest.replace(".", "")):
-            tail = rest.replace(".", "")[len(phrase):].strip(" ,")
-            m = re.match(r"(?:max(?:imum)?|up to)\s*(?P<n>\d+)\s*(?:x|times|doses)?\s*(?:/|per|a|daily|in 24 ?h(?:ours)?)?\s*(?:day|daily)?", tail)
+            tail = rest.replace(".", "")[len(phrase) :].strip(" ,")
+            m = re.match(
+                r"(?:max(?:imum)?|up to)\s*(?P<n>\d+)\s*(?:x|times|doses)?\s*"
+                r"(?:/|per|a|daily|in 24 ?h(?:ours)?)?\s*(?:day|daily)?",
+                tail,
+            )
             if m:
-                return True, int(m["n"]), tail[m.end():].strip()
+                return True, int(m["n"]), tail[m.end() :].strip()
             return True, 0, tail
     return False, 0, rest
 
@@ -157,8 +165,9 @@ def _parse_clause(knowledge: Knowledge, drug: Drug, text: str) -> _Clause:
         k = int(per_day["k"] or 1)
         times = knowledge.sig.divided.get(k)
         if times is None or k < 1:
-            raise RegimenError(f"{drug.name}: cannot divide a daily dose into {k} doses "
-                               f"(1 to {max(knowledge.sig.divided)} accepted)")
+            raise RegimenError(
+                f"{drug.name}: cannot divide a daily dose into {k} doses (1 to {max(knowledge.sig.divided)} accepted)"
+            )
         _expect_end(drug, per_day["rest"])
         return _Clause(tuple(ScheduledDose(_clock(t), mg / k) for t in times), 0.0, 0)
     prn, prn_max, tail = _as_needed(knowledge, rest)
@@ -171,8 +180,11 @@ def _parse_clause(knowledge: Knowledge, drug: Drug, text: str) -> _Clause:
     times = _frequency(knowledge, rest) if rest else None
     if times is None:
         known = "tds, bid, mane, nocte, qhs, prn, '/day in N doses', 'at 08:00'"
-        raise RegimenError(f"{drug.name}: unknown dosing frequency {rest!r} (expected e.g. {known})"
-                           if rest else f"{drug.name}: the dose {text!r} needs a frequency (e.g. {known})")
+        raise RegimenError(
+            f"{drug.name}: unknown dosing frequency {rest!r} (expected e.g. {known})"
+            if rest
+            else f"{drug.name}: the dose {text!r} needs a frequency (e.g. {known})"
+        )
     return _Clause(tuple(ScheduledDose(_clock(t), mg) for t in times), 0.0, 0)
 
 
@@ -185,8 +197,9 @@ def _clauses(text: str) -> list[str]:
     return [c.strip() for c in re.split(r"\s*(?:\+|;|,|\band then\b|&)\s*", _clean(text)) if c.strip()]
 
 
-def parse_regimens(text: str, knowledge: Knowledge, start: date, end: date | None = None,
-                   drug: str | None = None) -> list[Regimen]:
+def parse_regimens(
+    text: str, knowledge: Knowledge, start: date, end: date | None = None, drug: str | None = None
+) -> list[Regimen]:
     """Read a sig such as 'lorazepam 1 mg tds + zolpidem 10 mg nocte' into one Regimen per drug."""
     current = knowledge.drug(drug) if drug else None
     by_drug: dict[str, list[_Clause]] = {}
@@ -247,7 +260,8 @@ def check_plausible(knowledge: Knowledge, regimen: Regimen) -> None:
     if top is not None and total > top + 1e-9:
         raise ImplausibleValueError(
             f"daily dose must be at most {top:g} mg for {drug.name} "
-            f"({knowledge.policy.plausible_max_daily_multiple.value:g} x the usual maximum; got {total:g} mg/day)")
+            f"({knowledge.policy.plausible_max_daily_multiple.value:g} x the usual maximum; got {total:g} mg/day)"
+        )
     ref = drug.dosing.usual_max_single or drug.dosing.usual_max_daily
     if ref is not None:
         low = knowledge.policy.plausible_min_dose_fraction.value * ref.value
@@ -255,11 +269,11 @@ def check_plausible(knowledge: Knowledge, regimen: Regimen) -> None:
         for mg in amounts:
             if mg < low - 1e-12:
                 raise ImplausibleValueError(
-                    f"dose must be at least {low:g} mg for {drug.name} (got {mg:g} mg; micrograms written as mg?)")
+                    f"dose must be at least {low:g} mg for {drug.name} (got {mg:g} mg; micrograms written as mg?)"
+                )
 
 
-def expand(regimens: Iterable[Regimen], origin: datetime, until: datetime,
-           prn_per_day: int = 0) -> DoseEvents:
+def expand(regimens: Iterable[Regimen], origin: datetime, until: datetime, prn_per_day: int = 0) -> DoseEvents:
     """Dose events from `origin` (time 0) up to `until`; `prn_per_day` as-needed doses assumed taken."""
     times: list[float] = []
     amounts: list[float] = []
@@ -277,8 +291,12 @@ def expand(regimens: Iterable[Regimen], origin: datetime, until: datetime,
                     drugs.append(regimen.drug)
             day += timedelta(days=1)
     order = np.argsort(np.asarray(times), kind="stable")
-    return DoseEvents(origin, np.asarray(times, dtype=float)[order],
-                      np.asarray(amounts, dtype=float)[order], tuple(drugs[i] for i in order))
+    return DoseEvents(
+        origin,
+        np.asarray(times, dtype=float)[order],
+        np.asarray(amounts, dtype=float)[order],
+        tuple(drugs[i] for i in order),
+    )
 
 
 def _prn_times(regimen: Regimen, prn_per_day: int) -> list[ScheduledDose]:
@@ -286,5 +304,4 @@ def _prn_times(regimen: Regimen, prn_per_day: int) -> list[ScheduledDose]:
     if n <= 0:
         return []
     step = 14 * 60 // n  # spread over waking hours 08:00-22:00
-    return [ScheduledDose(time((8 * 60 + k * step) // 60, (8 * 60 + k * step) % 60), regimen.prn_mg)
-            for k in range(n)]
+    return [ScheduledDose(time((8 * 60 + k * step) // 60, (8 * 60 + k * step) % 60), regimen.prn_mg) for k in range(n)]

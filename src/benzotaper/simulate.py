@@ -35,8 +35,9 @@ class SimulationReport:
     simulator: Simulator
 
 
-def simulate_sig(knowledge: Knowledge, sig: str, days: int, start: date,
-                 step_h: float = 0.25, threshold: float | None = None) -> SimulationReport:
+def simulate_sig(
+    knowledge: Knowledge, sig: str, days: int, start: date, step_h: float = 0.25, threshold: float | None = None
+) -> SimulationReport:
     """Parse, expand and simulate a regimen for `days` days from `start` (typical patient)."""
     if not 1 <= days <= 3660:
         raise ValueError(f"days must be between 1 and 3660 (got {days})")
@@ -46,14 +47,27 @@ def simulate_sig(knowledge: Knowledge, sig: str, days: int, start: date,
     origin = datetime.combine(start, datetime.min.time())
     events = expand(regimens, origin, origin + timedelta(days=days))
     sim = Simulator.for_drugs(knowledge, events.drugs)
-    grid = TimeGrid(0.0, step_h, int(round(days * 24 / step_h)))
+    grid = TimeGrid(0.0, step_h, round(days * 24 / step_h))
     curves = sim.run(events, grid)
     limit = threshold if threshold is not None else knowledge.policy.interdose_trough_fraction.value
     day_rows = tuple(day_summaries(sim, events, curves, limit))
     fraction = knowledge.policy.steady_state_fraction.value
-    notes = [*sim.model.assumptions,
-             *(f"{a}: diazepam-equivalent weight {p.value:.3g} ({p.basis})"
-               for a, p in zip(curves.analytes, curves.potencies, strict=True))]
-    return SimulationReport(regimens, events, curves, analyte_summaries(sim, curves, events), day_rows,
-                            any(d.interdose_withdrawal for d in day_rows), limit,
-                            time_to_steady_state(sim, events, fraction), tuple(notes), sim)
+    notes = [
+        *sim.model.assumptions,
+        *(
+            f"{a}: diazepam-equivalent weight {p.value:.3g} ({p.basis})"
+            for a, p in zip(curves.analytes, curves.potencies, strict=True)
+        ),
+    ]
+    return SimulationReport(
+        regimens,
+        events,
+        curves,
+        analyte_summaries(sim, curves, events),
+        day_rows,
+        any(d.interdose_withdrawal for d in day_rows),
+        limit,
+        time_to_steady_state(sim, events, fraction),
+        tuple(notes),
+        sim,
+    )

@@ -97,7 +97,7 @@ def from_ng_ml(value: float, unit: str, molar_mass: float | None = None) -> floa
     return value / per_unit
 
 
-def _concentration(value: float, unit: str) -> pint.Quantity:
+def _concentration(value: float, unit: str) -> pint.Quantity:  # type: ignore[type-arg]
     ureg = registry()
     try:
         q = ureg.Quantity(value, unit.strip().replace("µ", "u").replace("μ", "u"))

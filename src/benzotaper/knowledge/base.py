@@ -51,8 +51,11 @@ class Knowledge:
         """Find an analyte (drug or metabolite) by id or synonym."""
         key = normalise_name(name)
         for analyte in self.analytes.values():
-            if key in {normalise_name(analyte.id), normalise_name(analyte.name),
-                       *map(normalise_name, analyte.synonyms)}:
+            if key in {
+                normalise_name(analyte.id),
+                normalise_name(analyte.name),
+                *map(normalise_name, analyte.synonyms),
+            }:
                 return analyte
         close = difflib.get_close_matches(key, [normalise_name(a) for a in self.analytes], n=3)
         raise UnknownDrugError(name, close)
@@ -68,9 +71,7 @@ def _name_index(drugs: Mapping[str, Drug]) -> dict[str, str]:
         for alias in (drug.id, drug.name, *drug.brands, *drug.synonyms):
             key = normalise_name(alias)
             if key in index and index[key] != drug.id:
-                raise KnowledgeError(
-                    f"{drug.id}.toml: the name {alias!r} is also used by {index[key]}.toml"
-                )
+                raise KnowledgeError(f"{drug.id}.toml: the name {alias!r} is also used by {index[key]}.toml")
             index[key] = drug.id
     return index
 
@@ -125,8 +126,8 @@ def load_knowledge(extra_dirs: Iterable[Path] = ()) -> Knowledge:
     drugs: dict[str, Drug] = {}
     analytes: dict[str, Analyte] = {}
     for path in metabolite_files:
-        analyte = read_analyte(path, sources, weight)
-        analytes[analyte.id] = analyte
+        metabolite = read_analyte(path, sources, weight)
+        analytes[metabolite.id] = metabolite
     for path in drug_files:
         drug, analyte = read_drug(path, sources, weight)
         drugs[drug.id] = drug
@@ -136,10 +137,15 @@ def load_knowledge(extra_dirs: Iterable[Path] = ()) -> Knowledge:
             analytes[analyte.id] = analyte
     drugs = {k: _with_analyte_mass(d, analytes) for k, d in drugs.items()}
     _check_references(drugs, analytes)
-    return Knowledge(drugs=drugs, analytes=analytes, sources=sources, policy=policy,
-                     occupancy=read_occupancy(DATA_DIR / "pharmacodynamics.toml", sources),
-                     sig=read_sig_vocabulary(DATA_DIR / "sig.toml"),
-                     _names=_name_index(drugs))
+    return Knowledge(
+        drugs=drugs,
+        analytes=analytes,
+        sources=sources,
+        policy=policy,
+        occupancy=read_occupancy(DATA_DIR / "pharmacodynamics.toml", sources),
+        sig=read_sig_vocabulary(DATA_DIR / "sig.toml"),
+        _names=_name_index(drugs),
+    )
 
 
 def _with_analyte_mass(drug: Drug, analytes: Mapping[str, Analyte]) -> Drug:

@@ -140,8 +140,9 @@ def quantity(ctx: _Context, where: str, raw: Any, sources: Mapping[str, Source])
         raise ctx.fail(where, str(exc)) from exc
 
 
-def _opt(ctx: _Context, table: Mapping[str, Any], key: str, prefix: str,
-         sources: Mapping[str, Source]) -> Quantity | None:
+def _opt(
+    ctx: _Context, table: Mapping[str, Any], key: str, prefix: str, sources: Mapping[str, Source]
+) -> Quantity | None:
     return quantity(ctx, f"{prefix}.{key}", table[key], sources) if key in table else None
 
 
@@ -210,8 +211,10 @@ def read_occupancy(path: Path, sources: Mapping[str, Source]) -> Occupancy:
 def _disposition(ctx: _Context, raw: Any, sources: Mapping[str, Source]) -> Disposition:
     if not isinstance(raw, dict) or "volume" not in raw:
         raise ctx.fail("disposition", "needs at least volume and clearance or half_life")
-    q = {k: _opt(ctx, raw, k, "disposition", sources) for k in
-         ("clearance", "volume", "half_life", "q", "peripheral_volume", "protein_binding")}
+    q = {
+        k: _opt(ctx, raw, k, "disposition", sources)
+        for k in ("clearance", "volume", "half_life", "q", "peripheral_volume", "protein_binding")
+    }
     for key in ("clearance", "q"):
         _require_unit(ctx, f"disposition.{key}", q[key], ["L/h"])
     for key in ("volume", "peripheral_volume"):
@@ -221,14 +224,14 @@ def _disposition(ctx: _Context, raw: Any, sources: Mapping[str, Source]) -> Disp
     volume = q.pop("volume")
     assert volume is not None
     try:
-        return Disposition(model=raw.get("model", "one_compartment"), volume=volume,
-                           apparent=bool(raw.get("apparent", False)), **q)
+        return Disposition(
+            model=raw.get("model", "one_compartment"), volume=volume, apparent=bool(raw.get("apparent", False)), **q
+        )
     except KnowledgeError as exc:
         raise ctx.fail("disposition", str(exc)) from exc
 
 
-def _metabolism(ctx: _Context, doc: Mapping[str, Any],
-                sources: Mapping[str, Source]) -> tuple[MetabolismEdge, ...]:
+def _metabolism(ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[MetabolismEdge, ...]:
     edges = []
     for i, raw in enumerate(doc.get("metabolism", [])):
         where = f"metabolism[{i}]"
@@ -281,13 +284,13 @@ def _molar_mass(ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Sou
     return mm
 
 
-def _equivalence(ctx: _Context, doc: Mapping[str, Any],
-                 sources: Mapping[str, Source]) -> Equivalence | None:
+def _equivalence(ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Source]) -> Equivalence | None:
     raw = doc.get("equivalence")
     if raw is None:
         return None
-    tables = {name: quantity(ctx, f"equivalence.tables.{name}", q, sources)
-              for name, q in raw.get("tables", {}).items()}
+    tables = {
+        name: quantity(ctx, f"equivalence.tables.{name}", q, sources) for name, q in raw.get("tables", {}).items()
+    }
     for name, q in tables.items():
         _require_unit(ctx, f"equivalence.tables.{name}", q, ["mg"])
         if q.value <= 0:
@@ -311,8 +314,9 @@ def _absorption(ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Sou
     return Absorption(**parts)
 
 
-def _reference_ranges(ctx: _Context, doc: Mapping[str, Any],
-                      sources: Mapping[str, Source]) -> tuple[ReferenceRange, ...]:
+def _reference_ranges(
+    ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Source]
+) -> tuple[ReferenceRange, ...]:
     out = []
     for i, raw in enumerate(doc.get("reference_range", [])):
         where = f"reference_range[{i}]"
@@ -321,15 +325,19 @@ def _reference_ranges(ctx: _Context, doc: Mapping[str, Any],
             _require_unit(ctx, f"{where}.{k}", q, ["ng/mL", "nmol/L"])
         if not raw.get("analytes"):
             raise ctx.fail(where, "needs analytes (a list of analyte ids)")
-        out.append(ReferenceRange(kind=raw.get("kind", "therapeutic"),
-                                  analytes=tuple(raw["analytes"]),
-                                  sampling=raw.get("sampling", "trough"),
-                                  note=raw.get("note"), **bounds))
+        out.append(
+            ReferenceRange(
+                kind=raw.get("kind", "therapeutic"),
+                analytes=tuple(raw["analytes"]),
+                sampling=raw.get("sampling", "trough"),
+                note=raw.get("note"),
+                **bounds,
+            )
+        )
     return tuple(out)
 
 
-def _formulations(ctx: _Context, doc: Mapping[str, Any],
-                  sources: Mapping[str, Source]) -> tuple[Formulation, ...]:
+def _formulations(ctx: _Context, doc: Mapping[str, Any], sources: Mapping[str, Source]) -> tuple[Formulation, ...]:
     out = []
     for i, raw in enumerate(doc.get("formulation", [])):
         where = f"formulation[{i}]"
@@ -351,8 +359,7 @@ def _formulations(ctx: _Context, doc: Mapping[str, Any],
     return tuple(out)
 
 
-def read_drug(path: Path, sources: Mapping[str, Source],
-              weight_kg: float) -> tuple[Drug, Analyte | None]:
+def read_drug(path: Path, sources: Mapping[str, Source], weight_kg: float) -> tuple[Drug, Analyte | None]:
     """A drug file: the Drug and, when it has [disposition], its parent Analyte."""
     ctx = _Context(path, weight_kg)
     doc = _read(path)
@@ -360,8 +367,7 @@ def read_drug(path: Path, sources: Mapping[str, Source],
     if doc.get("drug_class") not in DRUG_CLASSES:
         raise ctx.fail("drug_class", f"must be one of {list(DRUG_CLASSES)} (got {doc.get('drug_class')!r})")
     dosing_raw = doc.get("dosing", {})
-    dosing = Dosing(*(_opt(ctx, dosing_raw, k, "dosing", sources)
-                      for k in ("usual_max_daily", "usual_max_single")))
+    dosing = Dosing(*(_opt(ctx, dosing_raw, k, "dosing", sources) for k in ("usual_max_daily", "usual_max_single")))
     _require_unit(ctx, "dosing.usual_max_daily", dosing.usual_max_daily, ["mg"])
     _require_unit(ctx, "dosing.usual_max_single", dosing.usual_max_single, ["mg"])
     dosed_as = doc.get("dosed_as", {})

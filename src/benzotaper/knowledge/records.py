@@ -61,9 +61,7 @@ class Equivalence:
 
     def __post_init__(self) -> None:
         if self.default_table not in self.tables:
-            raise KnowledgeError(
-                f"default_table must be one of {sorted(self.tables)} (got {self.default_table!r})"
-            )
+            raise KnowledgeError(f"default_table must be one of {sorted(self.tables)} (got {self.default_table!r})")
 
     @property
     def used(self) -> Quantity:
@@ -105,9 +103,7 @@ class Disposition:
 
     def __post_init__(self) -> None:
         if self.model not in ("one_compartment", "two_compartment"):
-            raise KnowledgeError(
-                f"model must be one_compartment or two_compartment (got {self.model!r})"
-            )
+            raise KnowledgeError(f"model must be one_compartment or two_compartment (got {self.model!r})")
         if self.clearance is None and self.half_life is None:
             raise KnowledgeError("disposition needs clearance or half_life (got neither)")
         if self.model == "two_compartment" and (self.q is None or self.peripheral_volume is None):
@@ -137,9 +133,7 @@ class MetabolismEdge:
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction.value <= 1:
-            raise KnowledgeError(
-                f"metabolism fraction must be in (0, 1] (got {self.fraction.value})"
-            )
+            raise KnowledgeError(f"metabolism fraction must be in (0, 1] (got {self.fraction.value})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,6 @@ import pint
 
 
 @lru_cache(maxsize=1)
-def registry() -> pint.UnitRegistry:
+def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     """Build the registry once; pint's start-up costs ~0.1 s."""
     return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)

@@ -42,10 +42,10 @@ class DaySummary:
 def model_half_life(sim: Simulator, analyte: int) -> float:
     """Terminal half-life of an analyte's own disposition (its slowest rate), in hours."""
     spec = sim.model.analytes[analyte]
-    cl, v = sim.params.cl[0, analyte], sim.params.v[0, analyte]
+    cl, v = float(sim.params.cl[0, analyte]), float(sim.params.v[0, analyte])
     if not spec.two_compartment:
         return math.log(2) * v / cl
-    q, vp = sim.params.q[0, analyte], sim.params.vp[0, analyte]
+    q, vp = float(sim.params.q[0, analyte]), float(sim.params.vp[0, analyte])
     k10, k12, k21 = cl / v, q / v, q / vp
     s = k10 + k12 + k21
     beta = (s - math.sqrt(s * s - 4 * k10 * k21)) / 2
@@ -62,8 +62,7 @@ def analyte_summaries(sim: Simulator, curves: Curves, events: DoseEvents) -> dic
         k = int(np.argmax(c))
         before = events.time[events.time <= t[k]]
         since = float(t[k] - before[-1]) if len(before) else float(t[k] - t[0])
-        out[name] = AnalyteSummary(float(c[k]), since, float(np.min(c[last_day])),
-                                   model_half_life(sim, i))
+        out[name] = AnalyteSummary(float(c[k]), since, float(np.min(c[last_day])), model_half_life(sim, i))
     return out
 
 
@@ -80,7 +79,10 @@ def time_to_steady_state(sim: Simulator, events: DoseEvents, fraction: float) ->
     css = float(np.sum(-kj / lam))
     if css <= 0:
         return None
-    level = lambda t: float(np.sum(kj * (np.exp(lam * t) - 1) / lam)) / css - fraction  # noqa: E731
+
+    def level(t: float) -> float:
+        return float(np.sum(kj * (np.exp(lam * t) - 1) / lam)) / css - fraction
+
     upper = 10.0
     while level(upper) < 0 and upper < 1e6:
         upper *= 2
@@ -98,12 +100,12 @@ def day_summaries(sim: Simulator, events: DoseEvents, curves: Curves, threshold:
     dose_times = np.unique(events.time[(events.time >= t[0] + 24) & (events.time <= t[-1])])
     predose = sim.deq_at(events, dose_times, include_simultaneous=False)[0] if len(dose_times) else np.zeros(0)
     cums = np.concatenate([[0.0], np.cumsum(deq)])
-    window = int(round(24 / step))
+    window = round(24 / step)
     idx = np.clip(np.searchsorted(t, dose_times), window, len(t))
     means = (cums[idx] - cums[idx - window]) / window
     ratios = np.divide(predose, means, out=np.ones_like(predose), where=means > 0)
     days = []
-    for d in range(int(math.ceil((t[-1] - t[0] + step) / 24))):
+    for d in range(math.ceil((t[-1] - t[0] + step) / 24)):
         sel = (t >= t[0] + 24 * d) & (t < t[0] + 24 * (d + 1))
         if not np.any(sel):
             break
@@ -111,7 +113,15 @@ def day_summaries(sim: Simulator, events: DoseEvents, curves: Curves, threshold:
         in_day = (dose_times >= t[0] + 24 * d) & (dose_times < t[0] + 24 * (d + 1))
         worst = float(np.min(ratios[in_day])) if np.any(in_day) else None
         low = float(np.min(seg))
-        days.append(DaySummary(d, float(np.mean(seg)), float(np.max(seg)), low,
-                               float(np.max(seg) / low) if low > 0 else math.inf, worst,
-                               worst is not None and worst < threshold))
+        days.append(
+            DaySummary(
+                d,
+                float(np.mean(seg)),
+                float(np.max(seg)),
+                low,
+                float(np.max(seg) / low) if low > 0 else math.inf,
+                worst,
+                worst is not None and worst < threshold,
+            )
+        )
     return days

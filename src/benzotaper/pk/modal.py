@@ -35,7 +35,7 @@ class Modal:
 
     def auc_per_mg(self) -> FloatArray:
         """(n, I, depots) AUC(0-inf) in ng*h/mL per mg of each drug: sum_j K_j / -lam_j."""
-        return np.einsum("nimd,nm->nid", self.impulse_weights(), -1.0 / self.lam)
+        return np.asarray(np.einsum("nimd,nm->nid", self.impulse_weights(), -1.0 / self.lam), dtype=np.float64)
 
 
 def _separate(a: FloatArray) -> FloatArray:

@@ -115,8 +115,7 @@ def _analyte_spec(analyte: Analyte) -> AnalyteSpec:
     )
 
 
-def _collect_analytes(knowledge: Knowledge, roots: Iterable[str],
-                      notes: list[str]) -> list[Analyte]:
+def _collect_analytes(knowledge: Knowledge, roots: Iterable[str], notes: list[str]) -> list[Analyte]:
     """Analytes reachable from the drugs' analytes through metabolism, in discovery order."""
     order: list[Analyte] = []
     pending = list(roots)
@@ -137,12 +136,11 @@ def _ka_from_tmax(tmax: float, k: float) -> float:
     """Solve Tmax = ln(ka/k)/(ka - k) for ka > k (one-compartment oral model)."""
     if tmax * k >= 1:
         raise ModelError(f"Tmax {tmax} h is too late for an elimination rate of {k:.3g}/h")
-    f = lambda ka: math.log(ka / k) / (ka - k) - tmax  # noqa: E731
+    f = lambda ka: math.log(ka / k) / (ka - k) - tmax
     return float(brentq(f, k * (1 + 1e-9), 1e4))
 
 
-def _depot_spec(drug: Drug, analyte_index: int, spec: AnalyteSpec,
-                apparent: bool, notes: list[str]) -> DepotSpec:
+def _depot_spec(drug: Drug, analyte_index: int, spec: AnalyteSpec, apparent: bool, notes: list[str]) -> DepotSpec:
     absorption = drug.absorption
     if absorption.ka is not None:
         ka = absorption.ka.value
@@ -170,8 +168,9 @@ def build_model(knowledge: Knowledge, drugs: Sequence[str]) -> PKModel:
     notes: list[str] = []
     for drug in drug_records:
         if knowledge.analytes[drug.analyte].disposition is None:
-            raise ModelError(f"{drug.name}: the knowledge base has no clearance/volume for "
-                             f"{drug.analyte}; it cannot be simulated")
+            raise ModelError(
+                f"{drug.name}: the knowledge base has no clearance/volume for {drug.analyte}; it cannot be simulated"
+            )
     analytes = _collect_analytes(knowledge, [d.analyte for d in drug_records], notes)
     specs = [_analyte_spec(a) for a in analytes]
     index = {a.id: i for i, a in enumerate(analytes)}
@@ -182,8 +181,14 @@ def build_model(knowledge: Knowledge, drugs: Sequence[str]) -> PKModel:
         assert disp is not None
         depots.append(_depot_spec(drug, i, specs[i], disp.apparent, notes))
     edges = [
-        EdgeSpec(index[a.id], index[e.metabolite], e.fraction.value,
-                 specs[index[e.metabolite]].molar_mass / specs[index[a.id]].molar_mass)
-        for a in analytes for e in a.metabolism if e.metabolite in index
+        EdgeSpec(
+            index[a.id],
+            index[e.metabolite],
+            e.fraction.value,
+            specs[index[e.metabolite]].molar_mass / specs[index[a.id]].molar_mass,
+        )
+        for a in analytes
+        for e in a.metabolism
+        if e.metabolite in index
     ]
     return PKModel(tuple(depots), tuple(specs), tuple(edges), tuple(notes))

@@ -17,8 +17,15 @@ from benzotaper.pk.parameters import ParameterSet, input_vectors, output_matrix,
 FloatArray = NDArray[np.float64]
 
 
-def simulate_ode(model: PKModel, params: ParameterSet, patient: int, doses: Doses,
-                 times: FloatArray, rtol: float = 1e-10, atol: float = 1e-14) -> FloatArray:
+def simulate_ode(
+    model: PKModel,
+    params: ParameterSet,
+    patient: int,
+    doses: Doses,
+    times: FloatArray,
+    rtol: float = 1e-10,
+    atol: float = 1e-14,
+) -> FloatArray:
     """Concentrations (analytes, len(times)) for one patient; `times` must be increasing."""
     a = system_matrix(model, params)[patient]
     b = input_vectors(model, params)[patient]
@@ -34,8 +41,16 @@ def simulate_ode(model: PKModel, params: ParameterSet, patient: int, doses: Dose
         want = (times >= t) & (times < tb)
         if tb > t:
             t_eval = np.append(times[want], tb)
-            sol = solve_ivp(lambda _t, y: a @ y, (t, tb), x, method="LSODA", t_eval=t_eval,
-                            rtol=rtol, atol=atol, jac=lambda _t, _y: a)
+            sol = solve_ivp(
+                lambda _t, y: a @ y,
+                (t, tb),
+                x,
+                method="LSODA",
+                t_eval=t_eval,
+                rtol=rtol,
+                atol=atol,
+                jac=lambda _t, _y: a,
+            )
             result[:, want] = out_m @ sol.y[:, :-1]
             x = sol.y[:, -1]
         at = t_dose == tb

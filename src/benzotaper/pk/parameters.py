@@ -36,6 +36,7 @@ class ParameterSet:
 
 def typical(model: PKModel, n: int = 1) -> ParameterSet:
     """The typical values from the knowledge base, repeated n times."""
+
     def rows(values: list[float]) -> FloatArray:
         return np.tile(np.asarray(values, dtype=float), (n, 1))
 
@@ -55,7 +56,7 @@ def _lognormal(rng: np.random.Generator, typical_values: FloatArray, cvs: list[f
     """theta_i = theta_typ * exp(eta), eta ~ N(0, ln(1 + CV^2)): median at the typical value."""
     omega = np.sqrt(np.log1p(np.square(np.asarray(cvs, dtype=float))))
     eta = rng.standard_normal(typical_values.shape) * omega
-    return typical_values * np.exp(eta)
+    return np.asarray(typical_values * np.exp(eta), dtype=np.float64)
 
 
 def sample_population(model: PKModel, n: int, rng: np.random.Generator) -> ParameterSet:

@@ -51,16 +51,23 @@ def potency(knowledge: Knowledge, analyte: str, _depth: int = 0) -> Potency:
         return Potency(0.0, "no relative potency or equivalence published: not counted")
     model, auc = _exposure_per_mg(knowledge, drug)
     ref_model, ref_auc = _exposure_per_mg(knowledge, knowledge.drug(REFERENCE))
-    target = 10.0 * sum(potency(knowledge, a.id, _depth + 1).value * x
-                        for a, x in zip(ref_model.analytes, ref_auc, strict=True))
+    target = 10.0 * sum(
+        potency(knowledge, a.id, _depth + 1).value * x for a, x in zip(ref_model.analytes, ref_auc, strict=True)
+    )
     dose = drug.equivalence.used.value
     own = model.analyte_index(analyte)
-    others = sum(potency(knowledge, a.id, _depth + 1).value * x * dose
-                 for i, (a, x) in enumerate(zip(model.analytes, auc, strict=True)) if i != own)
+    others = sum(
+        potency(knowledge, a.id, _depth + 1).value * x * dose
+        for i, (a, x) in enumerate(zip(model.analytes, auc, strict=True))
+        if i != own
+    )
     value = max((target - others) / (auc[own] * dose), 0.0)
     table = drug.equivalence.default_table
-    return Potency(value, f"derived: {dose:g} mg {drug.name} = 10 mg diazepam ({table} table, "
-                          f"{drug.equivalence.used.source}) at equal steady-state exposure")
+    return Potency(
+        value,
+        f"derived: {dose:g} mg {drug.name} = 10 mg diazepam ({table} table, "
+        f"{drug.equivalence.used.source}) at equal steady-state exposure",
+    )
 
 
 def potencies(knowledge: Knowledge, model: PKModel) -> list[Potency]:

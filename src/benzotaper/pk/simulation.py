@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benzotaper.knowledge import Knowledge
-from benzotaper.pk.engine import Doses, TimeGrid, concentrations_at, simulate_grid
+from benzotaper.pk.engine import Doses, TimeGrid, concentrations_at, in_chunks, simulate_grid
 from benzotaper.pk.modal import Modal, modal
 from benzotaper.pk.model import PKModel, build_model
 from benzotaper.pk.occupancy import occupancy
@@ -46,8 +46,7 @@ class Simulator:
     potency: tuple[Potency, ...]
 
     @classmethod
-    def for_drugs(cls, knowledge: Knowledge, drugs: tuple[str, ...],
-                  params: ParameterSet | None = None) -> Simulator:
+    def for_drugs(cls, knowledge: Knowledge, drugs: tuple[str, ...], params: ParameterSet | None = None) -> Simulator:
         """The simulator for these drugs, with typical parameters unless a population is given."""
         model = build_model(knowledge, drugs)
         p = params if params is not None else typical(model)
@@ -55,8 +54,7 @@ class Simulator:
 
     def doses(self, events: DoseEvents) -> Doses:
         """Engine doses: absorption lag applied, drug names mapped to depots."""
-        depot = np.array([self.model.depot_of(self.knowledge.drug(d).id) for d in events.drug],
-                         dtype=np.int64)
+        depot = np.array([self.model.depot_of(self.knowledge.drug(d).id) for d in events.drug], dtype=np.int64)
         lag = np.array([dep.lag for dep in self.model.depots])[depot] if len(depot) else np.zeros(0)
         return Doses(events.time + lag, events.amt.astype(float), depot)
 
@@ -67,16 +65,23 @@ class Simulator:
     def run(self, events: DoseEvents, grid: TimeGrid) -> Curves:
         """Curves on the grid for every parameter set."""
         conc = simulate_grid(self.modal, self.doses(events), grid)
-        deq = np.einsum("nit,i->nt", conc, self.weights())
-        return Curves(grid.times, tuple(a.id for a in self.model.analytes), conc, deq,
-                      occupancy(self.knowledge.occupancy, deq), self.potency)
+        n = conc.shape[0]
+        deq = np.empty((n, grid.n))
+        occ = np.empty((n, grid.n))
+        weights = self.weights()
+
+        def post(lo: int, hi: int) -> None:
+            np.einsum("nit,i->nt", conc[lo:hi], weights, out=deq[lo:hi])
+            occ[lo:hi] = occupancy(self.knowledge.occupancy, deq[lo:hi])
+
+        in_chunks(n, post)
+        return Curves(grid.times, tuple(a.id for a in self.model.analytes), conc, deq, occ, self.potency)
 
     def levels_at(self, events: DoseEvents, times_h: FloatArray, include_simultaneous: bool = True) -> FloatArray:
         """Exact analyte levels (n, analytes, len(times)) at arbitrary times."""
-        return concentrations_at(self.modal, self.doses(events), np.asarray(times_h, dtype=float),
-                                 include_simultaneous)
+        return concentrations_at(self.modal, self.doses(events), np.asarray(times_h, dtype=float), include_simultaneous)
 
     def deq_at(self, events: DoseEvents, times_h: FloatArray, include_simultaneous: bool = True) -> FloatArray:
         """Exact diazepam-equivalent level (n, len(times))."""
         levels = self.levels_at(events, times_h, include_simultaneous)
-        return np.einsum("nit,i->nt", levels, self.weights())
+        return np.asarray(np.einsum("nit,i->nt", levels, self.weights()), dtype=np.float64)
