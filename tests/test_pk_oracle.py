@@ -64,3 +64,17 @@ def test_doses_before_the_grid_start_are_carried_in(knowledge: Knowledge) -> Non
     full = sim.run(ev, TimeGrid(0.0, 1.0, 24 * 12)).conc
     late = sim.run(ev, TimeGrid(100.0, 1.0, 24 * 12 - 100)).conc
     assert _relative_error(late, full[:, :, 100:]) < 1e-9
+
+
+def test_predose_recurrence_matches_direct_superposition(knowledge: Knowledge) -> None:
+    from benzotaper.pk.engine import concentrations_at, predose_levels
+
+    sim = Simulator.for_drugs(knowledge, ("lorazepam", "zolpidem"))
+    ev = events("lorazepam", [8.0 + 12 * k for k in range(30)], 1.0)
+    ev = type(ev)(
+        ev.origin, np.append(ev.time, [22.0, 46.0]), np.append(ev.amt, [10.0, 10.0]), (*ev.drug, "zolpidem", "zolpidem")
+    )
+    doses = sim.doses(ev)
+    times, levels = predose_levels(sim.modal, doses)
+    direct = concentrations_at(sim.modal, doses, times, include_simultaneous=False)
+    assert _relative_error(levels, direct) < 1e-9

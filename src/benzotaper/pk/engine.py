@@ -139,6 +139,25 @@ def in_chunks(n: int, work: Callable[[int, int], None]) -> None:
         list(pool.map(lambda b: work(*b), bounds))
 
 
+def predose_levels(modal: Modal, doses: Doses) -> tuple[FloatArray, FloatArray]:
+    """Exact levels (n, analytes, k) just before each distinct dose time, by a recurrence over doses.
+
+    O(doses) instead of O(doses^2): the modal state is carried from one dose time to the next.
+    """
+    order = np.argsort(doses.time, kind="stable")
+    times, first = np.unique(doses.time[order], return_index=True)
+    state = np.zeros(modal.lam.shape)
+    levels = np.empty((modal.lam.shape[0], modal.w.shape[1], len(times)))
+    bounds = [*first.tolist(), len(order)]
+    for k, t in enumerate(times):
+        if k:
+            state *= np.exp(modal.lam * (t - times[k - 1]))
+        levels[:, :, k] = np.einsum("nim,nm->ni", modal.w, state)
+        for j in order[bounds[k] : bounds[k + 1]]:
+            state += modal.c[:, :, doses.depot[j]] * doses.amount[j]
+    return times, np.maximum(levels, 0.0)
+
+
 def concentrations_at(modal: Modal, doses: Doses, times: FloatArray, include_simultaneous: bool = True) -> FloatArray:
     """Exact concentrations (n, analytes, len(times)) at arbitrary times by direct superposition.
 

@@ -97,8 +97,9 @@ def day_summaries(sim: Simulator, events: DoseEvents, curves: Curves, threshold:
     """
     t, deq = curves.times_h, curves.deq[0]
     step = t[1] - t[0] if len(t) > 1 else 1.0
-    dose_times = np.unique(events.time[(events.time >= t[0] + 24) & (events.time <= t[-1])])
-    predose = sim.deq_at(events, dose_times, include_simultaneous=False)[0] if len(dose_times) else np.zeros(0)
+    all_times, all_predose = sim.deq_before_doses(events)
+    keep = (all_times >= t[0] + 24) & (all_times <= t[-1])
+    dose_times, predose = all_times[keep], all_predose[0, keep]
     cums = np.concatenate([[0.0], np.cumsum(deq)])
     window = round(24 / step)
     idx = np.clip(np.searchsorted(t, dose_times), window, len(t))

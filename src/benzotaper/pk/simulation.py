@@ -8,7 +8,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benzotaper.knowledge import Knowledge
-from benzotaper.pk.engine import Doses, TimeGrid, concentrations_at, in_chunks, simulate_grid
+from benzotaper.pk.engine import (
+    Doses,
+    TimeGrid,
+    concentrations_at,
+    in_chunks,
+    predose_levels,
+    simulate_grid,
+)
 from benzotaper.pk.modal import Modal, modal
 from benzotaper.pk.model import PKModel, build_model
 from benzotaper.pk.occupancy import occupancy
@@ -54,7 +61,8 @@ class Simulator:
 
     def doses(self, events: DoseEvents) -> Doses:
         """Engine doses: absorption lag applied, drug names mapped to depots."""
-        depot = np.array([self.model.depot_of(self.knowledge.drug(d).id) for d in events.drug], dtype=np.int64)
+        index = {d: self.model.depot_of(self.knowledge.drug(d).id) for d in events.drugs}
+        depot = np.array([index[d] for d in events.drug], dtype=np.int64)
         lag = np.array([dep.lag for dep in self.model.depots])[depot] if len(depot) else np.zeros(0)
         return Doses(events.time + lag, events.amt.astype(float), depot)
 
@@ -80,6 +88,11 @@ class Simulator:
     def levels_at(self, events: DoseEvents, times_h: FloatArray, include_simultaneous: bool = True) -> FloatArray:
         """Exact analyte levels (n, analytes, len(times)) at arbitrary times."""
         return concentrations_at(self.modal, self.doses(events), np.asarray(times_h, dtype=float), include_simultaneous)
+
+    def deq_before_doses(self, events: DoseEvents) -> tuple[FloatArray, FloatArray]:
+        """Dose times (h, lag applied) and the exact diazepam-equivalent level just before each (n, k)."""
+        times, levels = predose_levels(self.modal, self.doses(events))
+        return times, np.asarray(np.einsum("nit,i->nt", levels, self.weights()), dtype=np.float64)
 
     def deq_at(self, events: DoseEvents, times_h: FloatArray, include_simultaneous: bool = True) -> FloatArray:
         """Exact diazepam-equivalent level (n, len(times))."""
