@@ -29,10 +29,6 @@ class ParameterSet:
         """Number of virtual patients."""
         return int(self.cl.shape[0])
 
-    def scaled(self, clearance: float = 1.0, volume: float = 1.0) -> ParameterSet:
-        """Every analyte's clearance and volume scaled (an individual relative to the typical)."""
-        return replace(self, cl=self.cl * clearance, q=self.q, v=self.v * volume, vp=self.vp * volume)
-
 
 def typical(model: PKModel, n: int = 1) -> ParameterSet:
     """The typical values from the knowledge base, repeated n times."""

@@ -93,8 +93,3 @@ class Simulator:
         """Dose times (h, lag applied) and the exact diazepam-equivalent level just before each (n, k)."""
         times, levels = predose_levels(self.modal, self.doses(events))
         return times, np.asarray(np.einsum("nit,i->nt", levels, self.weights()), dtype=np.float64)
-
-    def deq_at(self, events: DoseEvents, times_h: FloatArray, include_simultaneous: bool = True) -> FloatArray:
-        """Exact diazepam-equivalent level (n, len(times))."""
-        levels = self.levels_at(events, times_h, include_simultaneous)
-        return np.asarray(np.einsum("nit,i->nt", levels, self.weights()), dtype=np.float64)
