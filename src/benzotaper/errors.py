@@ -35,3 +35,7 @@ class RegimenError(ValueError, BenzotaperError):
 
 class ModelError(ValueError, BenzotaperError):
     """A drug lacks the pharmacokinetic data a simulation needs."""
+
+
+class PlanError(ValueError, BenzotaperError):
+    """A taper plan cannot be made as asked (no products, no schedule within the limits, bad option)."""

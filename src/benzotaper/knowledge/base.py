@@ -19,6 +19,7 @@ from benzotaper.knowledge.loader import (
     read_sources,
 )
 from benzotaper.knowledge.records import Analyte, Drug, Occupancy, Policy, SigVocabulary, Source
+from benzotaper.knowledge.taper_rules import TaperRules, read_taper_rules
 
 
 def normalise_name(name: str) -> str:
@@ -36,6 +37,7 @@ class Knowledge:
     policy: Policy
     occupancy: Occupancy
     sig: SigVocabulary
+    taper: TaperRules
     _names: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def drug(self, name: str) -> Drug:
@@ -119,7 +121,7 @@ def load_knowledge(extra_dirs: Iterable[Path] = ()) -> Knowledge:
     dirs = [DATA_DIR, *map(Path, extra_dirs)]
     drug_files = sorted(p for d in dirs for p in (d / "drugs").glob("*.toml"))
     metabolite_files = sorted(p for d in dirs for p in (d / "metabolites").glob("*.toml"))
-    others = [p for p in (DATA_DIR / "policy.toml", DATA_DIR / "pharmacodynamics.toml") if p.exists()]
+    others = [DATA_DIR / name for name in ("policy.toml", "pharmacodynamics.toml", "taper.toml")]
     sources = read_sources([DATA_DIR / "sources.toml", *drug_files, *metabolite_files, *others])
     policy = read_policy(DATA_DIR / "policy.toml", sources)
     weight = policy.reference_body_weight.value / 1e6  # mg -> kg
@@ -144,6 +146,7 @@ def load_knowledge(extra_dirs: Iterable[Path] = ()) -> Knowledge:
         policy=policy,
         occupancy=read_occupancy(DATA_DIR / "pharmacodynamics.toml", sources),
         sig=read_sig_vocabulary(DATA_DIR / "sig.toml"),
+        taper=read_taper_rules(DATA_DIR / "taper.toml", sources),
         _names=_name_index(drugs),
     )
 
