@@ -7,8 +7,9 @@ If even the fastest pace the safety limits allow ends too late, say so with that
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import date
 
 from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge
@@ -34,8 +35,13 @@ def fit_end_date(knowledge: Knowledge, regimens: Sequence[Regimen], options: obj
         return _build(knowledge, regimens, replace(base, interval_days=interval, pace=pace), sig)
 
     interval0 = options.interval_days or days(preset.interval)
-    hi_interval = max(interval0, min(MAX_INTERVAL_DAYS, days(preset.interval) if preset.interval.range is None
-                                     else round(preset.interval.range[1] / 24)))
+    hi_interval = max(
+        interval0,
+        min(
+            MAX_INTERVAL_DAYS,
+            days(preset.interval) if preset.interval.range is None else round(preset.interval.range[1] / 24),
+        ),
+    )
     plan = build(interval0, options.pace)
     if plan.end_date <= deadline:
         lo, hi = interval0, hi_interval  # stretch the interval while it still fits
@@ -56,20 +62,20 @@ def fit_end_date(knowledge: Knowledge, regimens: Sequence[Regimen], options: obj
     return _note(_slowest_pace(build, interval0, options.pace, MAX_PACE, deadline), deadline)
 
 
-def _slowest_pace(build: object, interval: int, lo: float, hi: float, deadline: object) -> Plan:
+def _slowest_pace(build: Callable[[int, float], Plan], interval: int, lo: float, hi: float, deadline: date) -> Plan:
     """Bisect the pace factor for the smallest one (gentlest) whose plan ends by the deadline."""
-    assert callable(build)
     best = build(interval, hi)
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
         plan = build(interval, mid)
-        if plan.end_date <= deadline:  # type: ignore[operator]
+        if plan.end_date <= deadline:
             hi, best = mid, plan
         else:
             lo = mid
-    return best  # type: ignore[no-any-return]
+    return best
 
 
-def _note(plan: Plan, deadline: object) -> Plan:
-    message = f"fitted to end by {deadline}: interval {plan.parameters['interval_days']} days, pace x{plan.parameters['pace']:.2f}"
+def _note(plan: Plan, deadline: date) -> Plan:
+    p = plan.parameters
+    message = f"fitted to end by {deadline}: a step every {p['interval_days']} days, pace x{float(str(p['pace'])):.2f}"
     return replace(plan, warnings=(*plan.warnings, message))

@@ -190,8 +190,14 @@ class Plan:
             "warnings": list(self.warnings),
             "overrides": list(self.overrides),
             "events": [
-                {"date": e.day.isoformat(), "kind": e.kind, "days": e.days, "instrument": e.instrument,
-                 "score": e.score, "note": e.note}
+                {
+                    "date": e.day.isoformat(),
+                    "kind": e.kind,
+                    "days": e.days,
+                    "instrument": e.instrument,
+                    "score": e.score,
+                    "note": e.note,
+                }
                 for e in self.events
             ],
             "sources": list(self.sources),
@@ -212,8 +218,14 @@ def _step_dict(s: Step) -> dict[str, Any]:
                 "mg": round(d.mg, 4),
                 "take": [p.label() for p in d.portions],
                 "portions": [
-                    {"product": p.product, "form": p.form, "strength": p.strength, "unit": p.unit,
-                     "count": p.count, "ml": p.ml}
+                    {
+                        "product": p.product,
+                        "form": p.form,
+                        "strength": p.strength,
+                        "unit": p.unit,
+                        "count": p.count,
+                        "ml": p.ml,
+                    }
                     for p in d.portions
                 ],
             }

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,13 +21,13 @@ from benzotaper.regimen import Regimen, parse_regimens
 from benzotaper.taper.factors import factors
 from benzotaper.taper.plan import Phase, Plan, Step
 from benzotaper.taper.products import stock_for
-from benzotaper.taper.reduction import reduce_once
-from benzotaper.taper.state import EPS, Context, Slots, clean, deq, drugs_in, to_doses
+from benzotaper.taper.safety import violations
+from benzotaper.taper.state import EPS, Context, Slots, clean, deq, drugs_in
+from benzotaper.taper.steps import History, append_step, final_step, main_drug, preset_stop, reduce_to_stop, stop_deq
 from benzotaper.taper.strategies import Reducer, d50_deq
 from benzotaper.taper.substitution import substitute
 
 SWITCH_MODES = ("auto", "stepwise", "direct", "none")
-MAX_STEPS = 2000
 LONG_PLAN_YEARS = 3.0
 
 
@@ -51,18 +50,6 @@ class PlanOptions:
     first_dose: str = "evening"
     tolerance: float | None = None
     pace: float = 1.0
-
-
-@dataclass
-class History:
-    """Steps made so far (for the 2-week limit) and the next start date."""
-
-    steps: list[Step]
-    next_start: date
-
-    def max_deq_since(self, day: date) -> float:
-        """Highest daily diazepam-equivalent dose on any day from `day` up to the next start."""
-        return max((s.diazepam_equivalent_mg for s in self.steps if s.end >= day), default=0.0)
 
 
 def plan_from_text(knowledge: Knowledge, sig: str, options: PlanOptions) -> Plan:
@@ -136,7 +123,9 @@ def _target(knowledge: Knowledge, preset: Preset, options: PlanOptions, drugs: l
     return rules.default_target
 
 
-def _context(knowledge: Knowledge, options: PlanOptions, preset: Preset, drugs: list[str], target: str | None) -> Context:
+def _context(
+    knowledge: Knowledge, options: PlanOptions, preset: Preset, drugs: list[str], target: str | None
+) -> Context:
     fallback = knowledge.taper.substitution.default_target
     fx = factors(knowledge, [*drugs, *([target] if target else []), fallback], preset.table)
     stocks = {d: stock_for(knowledge, d, options.market, options.quarters) for d in fx.deq}
@@ -172,147 +161,52 @@ def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptio
     for w in pre_warnings:
         ctx.warn(w)
     if target is not None and target not in knowledge.taper.substitution.targets:
-        ctx.warn(f"{target} is not one of the usual long-acting substitutes {list(knowledge.taper.substitution.targets)}")
+        ctx.warn(
+            f"{target} is not one of the usual long-acting substitutes {list(knowledge.taper.substitution.targets)}"
+        )
     subst = knowledge.taper.substitution
-    tolerance = subst_tol = options.tolerance if options.tolerance is not None else knowledge.taper.limits.substitution_tolerance.value
+    tolerance = subst_tol = (
+        options.tolerance if options.tolerance is not None else knowledge.taper.limits.substitution_tolerance.value
+    )
     history = History([], options.start)
     phases: list[Phase] = []
     start_deq = deq(slots, ctx.fx)
     if target is not None and any(d != target for d in drugs):
         sub_days = options.substitution_days or days(subst.step)
-        moves = substitute(ctx, slots, target, subst.chunk.value, subst_tol, options.first_dose, options.switch == "direct")
+        moves = substitute(
+            ctx, slots, target, subst.chunk.value, subst_tol, options.first_dose, options.switch == "direct"
+        )
         for move in moves:
-            _append(ctx, history, "substitution", move.slots, sub_days, move.rule, subst.chunk.sources)
+            append_step(ctx, history, "substitution", move.slots, sub_days, move.rule, subst.chunk.sources)
             slots = move.slots
         if moves:
             phases.append(
-                Phase("substitution", options.start, history.next_start - timedelta(days=1),
-                      f"switch to {target}, one time-of-day dose per step, evening first; daily diazepam-equivalent "
-                      f"kept within {tolerance:.0%} of {start_deq:g} mg")
+                Phase(
+                    "substitution",
+                    options.start,
+                    history.next_start - timedelta(days=1),
+                    f"switch to {target}, one time-of-day dose per step, evening first; daily diazepam-equivalent "
+                    f"kept within {tolerance:.0%} of {start_deq:g} mg",
+                )
             )
     reducer = _reducer(knowledge, preset, options, ctx, slots, target)
     red_start = history.next_start
     slots = reduce_to_stop(ctx, reducer, slots, history, options.interval_days or days(preset.interval), target)
-    _final(ctx, history, slots)
-    phases.append(Phase("reduction", red_start, history.steps[-1].start - timedelta(days=1),
-                        f"{preset.name}: {preset.description}"))
+    final_step(ctx, history, slots)
+    phases.append(
+        Phase(
+            "reduction", red_start, history.steps[-1].start - timedelta(days=1), f"{preset.name}: {preset.description}"
+        )
+    )
     return _assemble(knowledge, preset, options, ctx, history, phases, target, tolerance, sig or _describe(regimens))
 
 
-def _reducer(knowledge: Knowledge, preset: Preset, options: PlanOptions, ctx: Context, slots: Slots, target: str | None) -> Reducer:
+def _reducer(
+    knowledge: Knowledge, preset: Preset, options: PlanOptions, ctx: Context, slots: Slots, target: str | None
+) -> Reducer:
     main = main_drug(ctx, slots)
     d50 = d50_deq(knowledge, main, ctx.fx.deq[main]) if preset.kind == "hyperbolic" else 0.0
     return Reducer(preset, options.fraction, options.amount_mg, options.pace, d50)
-
-
-def main_drug(ctx: Context, slots: Slots) -> str:
-    """The drug reduced last: the substitute if any, else the largest by diazepam-equivalent."""
-    if ctx.target is not None:
-        return ctx.target
-    return max(drugs_in(slots), key=lambda d: ctx.fx.of(d, sum(s.get(d, 0.0) for s in slots.values())))
-
-
-def stop_deq(ctx: Context, main: str, preset_stop: float | None) -> float:
-    """Daily diazepam-equivalent dose from which the last step goes to zero."""
-    smallest = ctx.fx.of(main, ctx.stocks[main].smallest_mg)
-    return max(preset_stop if preset_stop is not None else ctx.stop_from_deq, smallest)
-
-
-def reduce_to_stop(
-    ctx: Context, reducer: Reducer, slots: Slots, history: History, interval: int, target: str | None, slow: float = 1.0
-) -> Slots:
-    """Reduction steps until the day's dose is at the stop dose; returns the last day's doses."""
-    main = main_drug(ctx, slots)
-    stop = stop_deq(ctx, main, reducer.preset.stop_from.value if reducer.preset.stop_from else None)
-    first = deq(slots, ctx.fx)
-    for _ in range(MAX_STEPS):
-        current = deq(slots, ctx.fx)
-        if current <= stop + EPS:
-            return slots
-        proposal = reducer.propose(current, first, slow)
-        window_start = history.next_start - timedelta(days=ctx.window_days - 1)
-        floor = (1 - ctx.max_fraction) * max(history.max_deq_since(window_start), current)
-        goal, rule, override = proposal.deq, proposal.rule, None
-        sources = proposal.sources
-        if goal < floor - EPS:
-            if ctx.override:
-                override = f"faster than {ctx.max_fraction:.0%} in {ctx.window_days} days: {ctx.override}"
-                floor = 0.0
-            else:
-                goal = floor
-                rule += f"; limited to {ctx.max_fraction:.0%} in {ctx.window_days} days"
-                sources = (*sources, "jcpg2025")
-        if goal < stop - EPS:
-            goal = stop
-            rule += f"; last dose before stopping is {stop:g} mg diazepam-equivalent"
-        cut = reduce_once(ctx, slots, goal, max(floor, stop - EPS) if goal >= stop - EPS else floor, main)
-        if cut is None and current <= stop * (1 + ctx.max_fraction):
-            return slots  # no practicable dose between the stop dose and today's: stop from here
-        if cut is None:
-            slots, main, stop = _switch_when_stuck(ctx, reducer, slots, history, current)
-            continue
-        step_days = interval
-        _append(ctx, history, "reduction", cut.slots, step_days, "; ".join([rule, *cut.notes]), sources, override)
-        slots = cut.slots
-    raise PlanError(f"the plan did not reach zero within {MAX_STEPS} steps; choose a faster strategy")
-
-
-def _switch_when_stuck(
-    ctx: Context, reducer: Reducer, slots: Slots, history: History, current: float
-) -> tuple[Slots, str, float]:
-    """Products too coarse for a step within the limit: switch what is left to the default substitute."""
-    fallback = ctx.knowledge.taper.substitution.default_target
-    if all(d == fallback for d in drugs_in(slots)):
-        raise PlanError(_stuck_message(ctx, slots, current))
-    moves = substitute(ctx, slots, fallback, math.inf, 1.0, "evening", direct=True)
-    if not moves or any(d != fallback for d in drugs_in(moves[-1].slots)):
-        raise PlanError(_stuck_message(ctx, slots, current))
-    ctx.warn(
-        f"at {current:g} mg diazepam-equivalent a day the products of {', '.join(drugs_in(slots))} cannot make a "
-        f"step within {ctx.max_fraction:.0%} in {ctx.window_days} days, so the rest is switched to {fallback}"
-    )
-    rule = f"switch the remaining dose to {fallback}: the current products are too coarse for the next step"
-    _append(ctx, history, "substitution", moves[-1].slots, days(ctx.knowledge.taper.substitution.step), rule,
-            ctx.knowledge.taper.substitution.step.sources)
-    ctx.target = fallback
-    stop = stop_deq(ctx, fallback, reducer.preset.stop_from.value if reducer.preset.stop_from else None)
-    return moves[-1].slots, fallback, stop
-
-
-def _stuck_message(ctx: Context, slots: Slots, current: float) -> str:
-    products = "; ".join(f"{d}: smallest dose {ctx.stocks[d].smallest_mg:g} mg" for d in drugs_in(slots))
-    return (
-        f"at {current:g} mg diazepam-equivalent a day no product in the knowledge base allows a reduction within "
-        f"{ctx.max_fraction:.0%} in {ctx.window_days} days ({products}). Switch to a drug with small tablets or a "
-        "liquid (e.g. --to diazepam), allow quarter tablets, or record a clinician override with a reason"
-    )
-
-
-def _append(
-    ctx: Context, history: History, phase: str, slots: Slots, n_days: int, rule: str,
-    sources: tuple[str, ...], override: str | None = None,
-) -> None:
-    step = Step(
-        index=len(history.steps) + 1,
-        phase=phase,
-        start=history.next_start,
-        days=n_days,
-        doses=to_doses(slots, ctx.stocks),
-        diazepam_equivalent_mg=round(deq(slots, ctx.fx), 6),
-        rule=rule,
-        sources=tuple(dict.fromkeys(sources)),
-        override=override,
-    )
-    history.steps.append(step)
-    history.next_start = step.start + timedelta(days=n_days)
-
-
-def _final(ctx: Context, history: History, slots: Slots) -> None:
-    last = deq(slots, ctx.fx)
-    if not history.steps:  # already at the stop dose: hold it one interval first, never stop at once
-        _append(ctx, history, "reduction", slots, 14, "hold the smallest practicable dose before stopping", ())
-    rule = f"stop: the last step goes from the smallest practicable dose ({last:g} mg diazepam-equivalent) to zero"
-    _append(ctx, history, "stop", {}, 1, rule, ("nice_cks_withdrawal",))
 
 
 def _describe(regimens: Sequence[Regimen]) -> str:
@@ -329,15 +223,26 @@ def _length_warning(ctx: Context, start: date, steps: list[Step]) -> None:
 
 
 def _assemble(
-    knowledge: Knowledge, preset: Preset, options: PlanOptions, ctx: Context, history: History,
-    phases: list[Phase], target: str | None, tolerance: float, sig: str,
+    knowledge: Knowledge,
+    preset: Preset,
+    options: PlanOptions,
+    ctx: Context,
+    history: History,
+    phases: list[Phase],
+    target: str | None,
+    tolerance: float,
+    sig: str,
 ) -> Plan:
     _dose_warnings(ctx, history.steps)
     _length_warning(ctx, options.start, history.steps)
     if options.override_reason:
         ctx.warn(f"clinician override of the safety limits: {options.override_reason}")
     sources = [*preset.sources, *ctx.fx.sources, *(k for s in history.steps for k in s.sources)]
-    return Plan(
+    params = _parameters(preset, options)
+    params["stop_mg_diazepam_equivalent"] = stop = stop_deq(
+        ctx, main_drug(ctx, _last_slots(history)), preset_stop(preset)
+    )
+    plan = Plan(
         regimen=sig,
         strategy=preset.id,
         strategy_name=preset.name,
@@ -350,14 +255,25 @@ def _assemble(
         tolerance=tolerance,
         sources=tuple(dict.fromkeys(sources)),
         overrides=(options.override_reason,) if options.override_reason else (),
-        parameters=_parameters(preset, options),
+        parameters=params,
     )
+    problems = violations(plan, ctx.max_fraction, ctx.window_days, stop)
+    if problems:
+        raise PlanError("the plan failed its safety check (a planner defect; please report): " + "; ".join(problems))
+    return plan
+
+
+def _last_slots(history: History) -> Slots:
+    dosed = [s for s in history.steps if s.doses]
+    return {d.time: {d.drug: d.mg} for d in dosed[-1].doses} if dosed else {}
 
 
 def _parameters(preset: Preset, options: PlanOptions) -> dict[str, object]:
     return {
         "interval_days": options.interval_days or days(preset.interval),
-        "fraction": options.fraction if options.fraction is not None else (preset.fraction.value if preset.fraction else None),
+        "fraction": options.fraction
+        if options.fraction is not None
+        else (preset.fraction.value if preset.fraction else None),
         "amount_mg": options.amount_mg,
         "pace": options.pace,
         "switch": options.switch,
@@ -374,8 +290,9 @@ def _dose_warnings(ctx: Context, steps: list[Step]) -> None:
             q = ctx.knowledge.drug(dose.drug).dosing.usual_max_single
             if q is not None and dose.mg > q.value + EPS:
                 ctx.warn(
-                    f"{dose.drug}: single doses up to {max_single_in(steps, dose.drug):g} mg exceed the label's usual "
-                    f"maximum single dose of {q.value:g} mg ({q.source}); usual in supervised detox, prescriber to confirm"
+                    f"{dose.drug}: single doses up to {max_single_in(steps, dose.drug):g} mg exceed the label's "
+                    "usual "
+                    f"maximum single dose of {q.value:g} mg ({q.source}); common in supervised detox; prescriber to confirm"
                 )
 
 

@@ -48,7 +48,7 @@ def reduce_once(ctx: Context, slots: Slots, target_deq: float, floor_deq: float,
             continue
         chosen = _round(ctx, new, t, drug, have - ctx.fx.to_mg(drug, remaining), floor_deq, notes)
         if chosen is None:
-            return None
+            continue  # this dose cannot make the rest of the cut; try the next one
         new[t][drug] = chosen
         remaining = 0.0
     if deq(new, ctx.fx) >= total - EPS:
@@ -74,8 +74,12 @@ def _round(ctx: Context, day: Slots, t: time, drug: str, wanted: float, floor: f
     liquid_best = min(liquids, key=lambda x: abs(x - wanted), default=None)
     if liquid_best is not None and stock.liquid is not None:
         if liquid_best != best:
-            notes.append(f"{drug} oral liquid {stock.liquid.strength.value:g} mg/mL used for a step tablets cannot make")
+            notes.append(
+                f"{drug} oral liquid {stock.liquid.strength.value:g} mg/mL used for a step tablets cannot make"
+            )
         return liquid_best
     if best is not None:
-        notes.append(f"{drug}: tablets allow only a {have - best:g} mg step here (asked {asked:.3g} mg); no oral liquid")
+        notes.append(
+            f"{drug}: tablets allow only a {have - best:g} mg step here (asked {asked:.3g} mg); no oral liquid"
+        )
     return best

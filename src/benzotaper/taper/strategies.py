@@ -67,10 +67,9 @@ class Reducer:
         if p.kind == "hyperbolic":
             return self._hyperbolic(current, start)
         f = self._fraction()
-        if p.near_end_fraction is not None and p.near_end_below is not None:
-            if current <= p.near_end_below.value * start + 1e-9:
-                ne = p.near_end_fraction
-                return ne.value * current, f"{p.name}: {ne.value:.1%} steps near the end", ne.sources
+        ne, below = p.near_end_fraction, p.near_end_below
+        if ne is not None and below is not None and current <= below.value * start + 1e-9:
+            return ne.value * current, f"{p.name}: {ne.value:.1%} steps near the end", ne.sources
         return f * current, f"{p.name}: {f:.0%} of the current dose", self._fraction_sources()
 
     def _fraction_sources(self) -> tuple[str, ...]:
