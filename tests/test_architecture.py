@@ -16,8 +16,11 @@ LAYER = {
     "equivalence": 1,
     "pk": 2,
     "simulate": 3,
+    "taper": 3,
     "report": 4,
     "cli": 4,
+    "clitools": 4,
+    "plan_cli": 4,
 }
 FORBIDDEN = ("django", "pyspark", "ninja")
 

@@ -1,63 +1,24 @@
-"""The command line: `benzotaper drugs | convert | simulate | demo`, each with --json.
+"""The command line: `benzotaper drugs | convert | simulate | plan | demo`, each with --json.
 
 Bad input prints one clear line on stderr and exits with code 2.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from benzotaper.clitools import JsonOpt, _emit, _fail, _guard, app, out
 from benzotaper.equivalence import Conversion, convert
-from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge import Drug, Knowledge, load_knowledge
+from benzotaper.plan_cli import plan_command
 from benzotaper.simulate import SimulationReport, simulate_sig
 from benzotaper.units import mass_to_mg, parse_number
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="benzotaper: safe benzodiazepine and Z-drug tapering (clinical decision support).",
-)
-out = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run an action; turn our errors and bad values into a message and exit code 2."""
-    try:
-        return action()
-    except (BenzotaperError, ValueError) as exc:
-        _fail(str(exc))
-        raise  # pragma: no cover - _fail always exits
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
 
 
 def _finite(x: float | None, digits: int = 4) -> float | None:
@@ -339,6 +300,9 @@ def demo(json_out: JsonOpt = False) -> None:
         "[bold]Never stop a benzodiazepine abruptly after regular use[/]: seizures can follow. "
         "Plan the switch and the taper with the prescriber."
     )
+
+
+app.command("plan")(plan_command)
 
 
 def main() -> None:

@@ -122,9 +122,7 @@ def _q(ctx: _Context, raw: Mapping[str, Any], key: str, where: str, sources: Map
     return quantity(ctx, f"{where}.{key}", raw[key], sources)
 
 
-def _opt(
-    ctx: _Context, raw: Mapping[str, Any], key: str, where: str, sources: Mapping[str, Source]
-) -> Quantity | None:
+def _opt(ctx: _Context, raw: Mapping[str, Any], key: str, where: str, sources: Mapping[str, Source]) -> Quantity | None:
     return _q(ctx, raw, key, where, sources) if key in raw else None
 
 
@@ -188,7 +186,9 @@ def read_taper_rules(path: Path, sources: Mapping[str, Source]) -> TaperRules:
     lim_raw = doc.get("limits", {})
     limits = Limits(**{f: _q(ctx, lim_raw, f, "limits", sources) for f in Limits.__dataclass_fields__})
     sub_raw = doc.get("substitution", {})
-    max_single = {k: quantity(ctx, f"substitution.max_single.{k}", v, sources) for k, v in sub_raw.get("max_single", {}).items()}
+    max_single = {
+        k: quantity(ctx, f"substitution.max_single.{k}", v, sources) for k, v in sub_raw.get("max_single", {}).items()
+    }
     substitution = Substitution(
         default_target=str(sub_raw.get("default_target", "diazepam")),
         targets=tuple(sub_raw.get("targets", ["diazepam"])),

@@ -141,6 +141,7 @@ def _context(
         rounding_tolerance=limits.rounding_tolerance.value,
         consolidate_below=limits.consolidate_below.value,
         override=options.override_reason,
+        allow_switch=options.switch != "none",
     )
     for w in fx.warnings:
         ctx.warn(w)
@@ -251,7 +252,7 @@ def _assemble(
         steps=tuple(history.steps),
         phases=tuple(phases),
         warnings=tuple(ctx.warnings),
-        target=target,
+        target=ctx.target,
         tolerance=tolerance,
         sources=tuple(dict.fromkeys(sources)),
         overrides=(options.override_reason,) if options.override_reason else (),
@@ -291,8 +292,8 @@ def _dose_warnings(ctx: Context, steps: list[Step]) -> None:
             if q is not None and dose.mg > q.value + EPS:
                 ctx.warn(
                     f"{dose.drug}: single doses up to {max_single_in(steps, dose.drug):g} mg exceed the label's "
-                    "usual "
-                    f"maximum single dose of {q.value:g} mg ({q.source}); common in supervised detox; prescriber to confirm"
+                    f"usual maximum single dose of {q.value:g} mg ({q.source}); common in supervised detox; "
+                    "prescriber to confirm"
                 )
 
 

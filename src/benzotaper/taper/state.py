@@ -28,6 +28,7 @@ class Context:
     stop_from_deq: float
     rounding_tolerance: float
     consolidate_below: float = 0.0
+    allow_switch: bool = True
     override: str | None = None
     warnings: list[str] = field(default_factory=list)
 

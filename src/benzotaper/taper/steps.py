@@ -89,7 +89,7 @@ def _switch_when_stuck(
 ) -> tuple[Slots, str, float]:
     """Products too coarse for a step within the limit: switch what is left to the default substitute."""
     fallback = ctx.knowledge.taper.substitution.default_target
-    if all(d == fallback for d in drugs_in(slots)):
+    if not ctx.allow_switch or all(d == fallback for d in drugs_in(slots)):
         raise PlanError(_stuck_message(ctx, slots, current))
     moves = substitute(ctx, slots, fallback, math.inf, 1.0, "evening", direct=True)
     if not moves or any(d != fallback for d in drugs_in(moves[-1].slots)):

@@ -1,0 +1,175 @@
+"""`benzotaper plan`: a taper plan from a prescription, with PDF, ICS, CSV and chart outputs.
+
+Kept apart from cli.py so each file stays one concept; registered on the same Typer app.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from benzotaper.clitools import JsonOpt, _emit, _guard, out
+from benzotaper.errors import PlanError
+from benzotaper.knowledge import Knowledge, load_knowledge
+from benzotaper.regimen import parse_regimens
+from benzotaper.taper.levels import plan_curves, step_levels
+from benzotaper.taper.plan import Event, Plan
+from benzotaper.taper.planner import PlanOptions
+from benzotaper.taper.replan import replan
+
+Opt = typer.Option
+
+
+def _date(name: str, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PlanError(f"{name} must be a date YYYY-MM-DD (got {value!r})") from None
+
+
+def read_events(path: Path) -> list[Event]:
+    """Events CSV: date,kind[,days,instrument,score,note] with kind hold, return or score."""
+    events = []
+    with path.open(newline="") as fh:
+        for i, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                events.append(
+                    Event(
+                        day=date.fromisoformat(row["date"]),
+                        kind=row["kind"].strip(),
+                        days=int(row.get("days") or 0),
+                        instrument=(row.get("instrument") or "").strip(),
+                        score=float(row.get("score") or 0),
+                        note=(row.get("note") or "").strip(),
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                raise PlanError(f"{path.name} line {i}: needs date (YYYY-MM-DD) and kind; {exc}") from None
+    return events
+
+
+def plan_command(
+    sig: Annotated[str, typer.Argument(help="Current regimen, e.g. 'alprazolam 2 mg tds'")],
+    strategy: Annotated[
+        str, Opt("--strategy", help="ashton, nice_cks, jcpg, maudsley, deprescribing_org, slow, standard, fast")
+    ] = "ashton",
+    start: Annotated[str | None, Opt("--start", help="First day YYYY-MM-DD (default today)")] = None,
+    to: Annotated[str | None, Opt("--to", help="Long-acting drug to switch to (default diazepam)")] = None,
+    switch: Annotated[str, Opt("--switch", help="auto, stepwise, direct or none")] = "auto",
+    end_by: Annotated[str | None, Opt("--end-by", help="Finish by this date: gentlest pace that fits")] = None,
+    interval: Annotated[int | None, Opt("--interval", help="Days between reductions")] = None,
+    fraction: Annotated[float | None, Opt("--fraction", help="Reduction fraction, e.g. 0.1")] = None,
+    amount: Annotated[float | None, Opt("--amount", help="Linear step, mg diazepam-equivalent")] = None,
+    market: Annotated[str | None, Opt("--market", help="Use products of this market (UK, US, ...)")] = None,
+    quarters: Annotated[bool, Opt("--quarters", help="Allow quarter tablets (scored only)")] = False,
+    override: Annotated[str | None, Opt("--override-reason", help="Clinician's reason to lift the rate limit")] = None,
+    events: Annotated[Path | None, Opt("--events", help="CSV of holds, returns and scores to re-plan")] = None,
+    pdf: Annotated[Path | None, Opt("--pdf", help="Patient calendar PDF")] = None,
+    ics: Annotated[Path | None, Opt("--ics", help="iCalendar reminders")] = None,
+    csv_path: Annotated[Path | None, Opt("--csv", help="Steps as CSV")] = None,
+    chart: Annotated[Path | None, Opt("--chart", help="Chart: .png or .html")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Plan a taper: substitution to a long-acting drug, then a guideline reduction to zero."""
+    knowledge = _guard(load_knowledge)
+    options = _guard(
+        lambda: PlanOptions(
+            start=_date("--start", start) or date.today(),
+            strategy=strategy,
+            to=to,
+            switch=switch,
+            end_by=_date("--end-by", end_by),
+            interval_days=interval,
+            fraction=fraction,
+            amount_mg=amount,
+            market=market,
+            quarters=quarters,
+            override_reason=override,
+        )
+    )
+    plan = _guard(lambda: _make(knowledge, sig, options, events))
+    curves = _guard(lambda: plan_curves(knowledge, plan))
+    files = _guard(lambda: _write(plan, curves, pdf, ics, csv_path, chart))
+    if json_out:
+        _emit(_payload(knowledge, plan, curves, files))
+        return
+    _print(plan, files)
+
+
+def _make(knowledge: Knowledge, sig: str, options: PlanOptions, events: Path | None) -> Plan:
+    regimens = parse_regimens(sig, knowledge, start=options.start)
+    return replan(knowledge, regimens, options, read_events(events) if events else [], sig)
+
+
+def _write(
+    plan: Plan, curves: Any, pdf: Path | None, ics: Path | None, csv_path: Path | None, chart: Path | None
+) -> dict[str, str]:
+    files: dict[str, str] = {}
+    if csv_path is not None:
+        from benzotaper.report.plan_csv import write_csv
+
+        files["csv"] = str(write_csv(plan, csv_path))
+    if ics is not None:
+        from benzotaper.report.plan_ics import write_ics
+
+        files["ics"] = str(write_ics(plan, ics))
+    if pdf is not None:
+        from benzotaper.report.plan_pdf import write_pdf
+
+        files["pdf"] = str(write_pdf(plan, pdf))
+    if chart is not None:
+        from benzotaper.report.plan_chart import plot_plan_html, plot_plan_png
+
+        if chart.suffix.lower() not in (".png", ".html"):
+            raise PlanError(f"--chart must end in .png or .html (got {chart.name!r})")
+        files["chart"] = str(
+            (plot_plan_html if chart.suffix.lower() == ".html" else plot_plan_png)(plan, curves, chart)
+        )
+    return files
+
+
+def _payload(knowledge: Knowledge, plan: Plan, curves: Any, files: dict[str, str]) -> dict[str, Any]:
+    payload = plan.to_dict()
+    payload["levels"] = [
+        {
+            "step": s.index,
+            "trough_ng_ml": round(s.trough_ng_ml, 1),
+            "mean_ng_ml": round(s.mean_ng_ml, 1),
+            "occupancy": round(s.occupancy, 4),
+        }
+        for s in step_levels(plan, curves)
+    ]
+    payload["source_citations"] = {k: knowledge.source(k).citation for k in plan.sources if k in knowledge.sources}
+    payload["files"] = files
+    return payload
+
+
+def _print(plan: Plan, files: dict[str, str]) -> None:
+    out.rule(f"[bold]{plan.strategy_name}[/] taper for {plan.regimen}")
+    out.print(
+        f"Equivalence table: {plan.table}; {plan.start} to {plan.end_date} "
+        f"({(plan.end_date - plan.start).days / 7:.0f} weeks, {len(plan.steps)} steps)"
+    )
+    table = Table(show_lines=False, pad_edge=False)
+    for col in ("#", "from", "days", "phase", "doses (mg)", "DZ-eq"):
+        table.add_column(col, no_wrap=col != "doses (mg)")
+    for s in plan.steps:
+        doses = ", ".join(f"{d.time:%H:%M} {d.drug} {d.mg:g}" for d in s.doses) or "stop: no more doses"
+        table.add_row(str(s.index), str(s.start), str(s.days), s.phase[:5], doses, f"{s.diazepam_equivalent_mg:g}")
+    out.print(table)
+    for w in plan.warnings:
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    out.print(
+        "[bold]Never stop a benzodiazepine abruptly after regular use.[/] Seizures, confusion or thoughts of "
+        "self-harm need urgent help: call your local emergency number."
+    )
+    out.print("Tablets per dose, the rule and sources of every step: --json, --csv or --pdf.")
+    for kind, path in files.items():
+        out.print(f"{kind}: {path}")

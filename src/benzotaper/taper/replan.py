@@ -1,0 +1,147 @@
+"""Holds, steps back and withdrawal scores: re-plan from the day they happened, using what was taken.
+
+A hold keeps the dose in force for some days; a return goes back to the previous step's doses; a
+score (e.g. CIWA-B) is turned into a hold or a return by the hold rules in taper.toml (with their
+sources). The days before the event stay as they were; the rest of the plan is rebuilt by the
+same rules as the original, more slowly if the rule says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from benzotaper.errors import PlanError
+from benzotaper.knowledge import Knowledge
+from benzotaper.knowledge.taper_rules import HoldRule, days
+from benzotaper.regimen import Regimen
+from benzotaper.taper.plan import Event, Plan, Step
+from benzotaper.taper.planner import PlanOptions, _assemble, _context, _reducer, _slots, build_plan, preset_of
+from benzotaper.taper.state import Slots, drugs_in
+from benzotaper.taper.steps import History, append_step, final_step, reduce_to_stop
+from benzotaper.taper.substitution import substitute
+
+KINDS = ("hold", "return", "score")
+DEFAULT_RETURN_DAYS = 14  # one usual reduction interval, as in the hold rules (JCPG: pause, then slower)
+
+
+def replan(
+    knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptions, events: Sequence[Event], sig: str = ""
+) -> Plan:
+    """The plan for `regimens` with every recorded event applied in date order."""
+    plan = build_plan(knowledge, regimens, options, sig)
+    slow = 1.0
+    for event in sorted(events, key=lambda e: e.day):
+        plan, slow = _apply(knowledge, regimens, options, plan, event, slow, sig)
+    return plan
+
+
+def _rule_for(knowledge: Knowledge, event: Event) -> HoldRule | None:
+    """The strictest hold rule the score reaches (rules are sorted by descending threshold)."""
+    for rule in knowledge.taper.hold_rules:
+        if rule.instrument == event.instrument and event.score >= rule.min_score:
+            return rule
+    return None
+
+
+def _check(plan: Plan, event: Event) -> None:
+    if event.kind not in KINDS:
+        raise PlanError(f"event kind must be one of {list(KINDS)} (got {event.kind!r})")
+    if not plan.start <= event.day < plan.end_date:
+        raise PlanError(
+            f"event date {event.day} is outside the plan's dosing days ({plan.start} to {plan.end_date - timedelta(1)})"
+        )
+    if event.kind == "hold" and not 1 <= event.days <= 365:
+        raise PlanError(f"a hold needs days between 1 and 365 (got {event.days})")
+
+
+def _apply(
+    knowledge: Knowledge,
+    regimens: Sequence[Regimen],
+    options: PlanOptions,
+    plan: Plan,
+    event: Event,
+    slow: float,
+    sig: str,
+) -> tuple[Plan, float]:
+    _check(plan, event)
+    kind, hold_days, reason = event.kind, event.days, f"{event.kind} recorded on {event.day}"
+    sources: tuple[str, ...] = ()
+    if event.kind == "score":
+        rule = _rule_for(knowledge, event)
+        if rule is None:
+            return replace(plan, events=(*plan.events, event)), slow
+        kind, hold_days, reason = rule.action, days(rule.days), f"{rule.reason} ({event.score:g} on {event.day})"
+        sources = (*rule.days.sources, rule.score_source)
+        if rule.slow_factor is not None:
+            slow *= rule.slow_factor.value
+    elif kind == "return" and not hold_days:
+        hold_days = DEFAULT_RETURN_DAYS
+    kept, in_force, previous = _split(plan, event)
+    doses = previous if kind == "return" and previous is not None else in_force
+    preset = preset_of(knowledge, options.strategy)
+    warnings: list[str] = []
+    original = _slots(knowledge, regimens, warnings)
+    ctx = _context(knowledge, options, preset, drugs_in(original), plan.target)
+    history = History(list(kept), event.day)
+    slots = _to_slots(doses)
+    note = f"{reason}; {event.note}" if event.note else reason
+    if kind == "hold":  # a pause: the rest of the step in force, then `hold_days` more at the same dose
+        hold_days += (in_force.end - event.day).days + 1
+    append_step(ctx, history, "hold", slots, max(hold_days, 1), note, tuple(sources))
+    slots = _finish_substitution(ctx, history, options, slots, plan)
+    reducer = _reducer(knowledge, preset, options, ctx, slots, plan.target)
+    interval = options.interval_days or days(preset.interval)
+    slots = reduce_to_stop(ctx, reducer, slots, history, interval, plan.target, slow)
+    final_step(ctx, history, slots)
+    new = _assemble(knowledge, preset, options, ctx, history, list(plan.phases), plan.target, plan.tolerance, sig)
+    phases = [p for p in plan.phases if p.name != "reduction"]
+    phases += [replace(p, end=new.end_date - timedelta(days=1)) for p in plan.phases if p.name == "reduction"]
+    merged = tuple(dict.fromkeys((*plan.warnings, *new.warnings)))
+    return replace(
+        new, regimen=plan.regimen, events=(*plan.events, event), phases=tuple(phases), warnings=merged
+    ), slow
+
+
+def _split(plan: Plan, event: Event) -> tuple[list[Step], Step, Step | None]:
+    """Steps kept before the event (the one in force cut short), the step in force, the one before it."""
+    kept: list[Step] = []
+    in_force = plan.step_on(event.day)
+    previous = None
+    for step in plan.steps:
+        if step.start >= event.day:
+            break
+        if step is in_force:
+            if (event.day - step.start).days > 0:
+                kept.append(replace(step, days=(event.day - step.start).days))
+            break
+        kept.append(step)
+        if step.doses:
+            previous = step
+    return kept, in_force, previous
+
+
+def _to_slots(step: Step) -> Slots:
+    slots: Slots = {}
+    for d in step.doses:
+        slots.setdefault(d.time, {})[d.drug] = slots.get(d.time, {}).get(d.drug, 0.0) + d.mg
+    return slots
+
+
+def _finish_substitution(ctx: object, history: History, options: PlanOptions, slots: Slots, plan: Plan) -> Slots:
+    """A hold during the switch: finish the switch first, then reduce."""
+    from benzotaper.taper.state import Context
+
+    assert isinstance(ctx, Context)
+    target = plan.target
+    if target is None or all(d == target for d in drugs_in(slots)):
+        return slots
+    rules = ctx.knowledge.taper.substitution
+    moves = substitute(ctx, slots, target, rules.chunk.value, plan.tolerance, options.first_dose, False)
+    for move in moves:
+        append_step(
+            ctx, history, "substitution", move.slots, options.substitution_days or days(rules.step), move.rule, ()
+        )
+        slots = move.slots
+    return slots
