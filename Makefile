@@ -25,6 +25,7 @@ lint: install
 
 bench: install
 	$(PY) bench/pk_population.py
+	$(PY) bench/taper_plan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
