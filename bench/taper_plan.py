@@ -44,9 +44,9 @@ def main() -> None:
         opts = PlanOptions(start=start, strategy=strategy)
         plan = plan_from_text(k, sig, opts)
         days = (plan.end_date - start).days
-        t_plan = _median_s(lambda: plan_from_text(k, sig, opts))
-        t_all = _median_s(lambda: plan_curves(k, plan_from_text(k, sig, opts)))
-        t_base = _median_s(lambda: simulate_sig(k, sig, days, start, step_h=1.0))
+        t_plan = _median_s(lambda s=sig, o=opts: plan_from_text(k, s, o))
+        t_all = _median_s(lambda s=sig, o=opts: plan_curves(k, plan_from_text(k, s, o)))
+        t_base = _median_s(lambda s=sig, n=days: simulate_sig(k, s, n, start, step_h=1.0))
         print(
             f"{sig:45} {strategy:9} {days / 7:6.0f} {1000 * t_plan:8.1f} {1000 * t_all:8.1f} "
             f"{1000 * t_base:8.1f} {t_all / t_base:6.2f}"
