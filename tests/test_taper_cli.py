@@ -60,7 +60,15 @@ def test_alprazolam_6mg_plan_with_all_outputs(tmp_path: Path) -> None:
 
 
 def test_bad_input_exits_2() -> None:
-    for args in (["--strategy", "nope"], ["--start", "2026-13-01"], ["--fraction", "2"], ["--chart", "x.gif"]):
+    for args in (
+        ["--strategy", "nope"],
+        ["--start", "2026-13-01"],
+        ["--fraction", "2"],
+        ["--chart", "x.gif"],
+        ["--first-dose", "noon"],
+        ["--switch", "maybe"],
+        ["--interval", "0"],
+    ):
         result = runner.invoke(app, ["plan", "lorazepam 1 mg tds", *args])
         assert result.exit_code == 2, (args, result.output)
 

@@ -63,6 +63,7 @@ def plan_command(
     start: Annotated[str | None, Opt("--start", help="First day YYYY-MM-DD (default today)")] = None,
     to: Annotated[str | None, Opt("--to", help="Long-acting drug to switch to (default diazepam)")] = None,
     switch: Annotated[str, Opt("--switch", help="auto, stepwise, direct or none")] = "auto",
+    first_dose: Annotated[str, Opt("--first-dose", help="Dose switched first: evening or morning")] = "evening",
     end_by: Annotated[str | None, Opt("--end-by", help="Finish by this date: gentlest pace that fits")] = None,
     interval: Annotated[int | None, Opt("--interval", help="Days between reductions")] = None,
     fraction: Annotated[float | None, Opt("--fraction", help="Reduction fraction, e.g. 0.1")] = None,
@@ -92,6 +93,7 @@ def plan_command(
             market=market,
             quarters=quarters,
             override_reason=override,
+            first_dose=first_dose,
         )
     )
     plan = _guard(lambda: _make(knowledge, sig, options, events))

@@ -28,6 +28,7 @@ from benzotaper.taper.strategies import Reducer, d50_deq
 from benzotaper.taper.substitution import substitute
 
 SWITCH_MODES = ("auto", "stepwise", "direct", "none")
+FIRST_DOSE = ("evening", "morning")
 LONG_PLAN_YEARS = 3.0
 
 
@@ -78,6 +79,8 @@ def preset_of(knowledge: Knowledge, name: str) -> Preset:
 def _check(options: PlanOptions) -> None:
     if options.switch not in SWITCH_MODES:
         raise PlanError(f"switch must be one of {list(SWITCH_MODES)} (got {options.switch!r})")
+    if options.first_dose not in FIRST_DOSE:
+        raise PlanError(f"first_dose must be one of {list(FIRST_DOSE)} (got {options.first_dose!r})")
     if options.fraction is not None and not 0 < options.fraction < 1:
         raise PlanError(f"fraction must be between 0 and 1, e.g. 0.1 for 10% (got {options.fraction})")
     for name in ("interval_days", "substitution_days"):

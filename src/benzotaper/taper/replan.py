@@ -18,7 +18,7 @@ from benzotaper.knowledge.taper_rules import HoldRule, days
 from benzotaper.regimen import Regimen
 from benzotaper.taper.plan import Event, Plan, Step
 from benzotaper.taper.planner import PlanOptions, _assemble, _context, _reducer, _slots, build_plan, preset_of
-from benzotaper.taper.state import Slots, drugs_in
+from benzotaper.taper.state import Context, Slots, drugs_in
 from benzotaper.taper.steps import History, append_step, final_step, reduce_to_stop
 from benzotaper.taper.substitution import substitute
 
@@ -99,9 +99,7 @@ def _apply(
     phases = [p for p in plan.phases if p.name != "reduction"]
     phases += [replace(p, end=new.end_date - timedelta(days=1)) for p in plan.phases if p.name == "reduction"]
     merged = tuple(dict.fromkeys((*plan.warnings, *new.warnings)))
-    return replace(
-        new, regimen=plan.regimen, events=(*plan.events, event), phases=tuple(phases), warnings=merged
-    ), slow
+    return replace(new, regimen=plan.regimen, events=(*plan.events, event), phases=tuple(phases), warnings=merged), slow
 
 
 def _split(plan: Plan, event: Event) -> tuple[list[Step], Step, Step | None]:
@@ -129,11 +127,8 @@ def _to_slots(step: Step) -> Slots:
     return slots
 
 
-def _finish_substitution(ctx: object, history: History, options: PlanOptions, slots: Slots, plan: Plan) -> Slots:
+def _finish_substitution(ctx: Context, history: History, options: PlanOptions, slots: Slots, plan: Plan) -> Slots:
     """A hold during the switch: finish the switch first, then reduce."""
-    from benzotaper.taper.state import Context
-
-    assert isinstance(ctx, Context)
     target = plan.target
     if target is None or all(d == target for d in drugs_in(slots)):
         return slots
