@@ -23,7 +23,6 @@ from benzotaper.taper.steps import History, append_step, final_step, reduce_to_s
 from benzotaper.taper.substitution import substitute
 
 KINDS = ("hold", "return", "score")
-DEFAULT_RETURN_DAYS = 14  # one usual reduction interval, as in the hold rules (JCPG: pause, then slower)
 
 
 def replan(
@@ -77,7 +76,10 @@ def _apply(
         if rule.slow_factor is not None:
             slow *= rule.slow_factor.value
     elif kind == "return" and not hold_days:
-        hold_days = DEFAULT_RETURN_DAYS
+        rule = next((r for r in knowledge.taper.hold_rules if r.action == "return"), None)
+        if rule is None:
+            raise PlanError("a return needs days (no 'return' hold rule in taper.toml gives a default)")
+        hold_days = days(rule.days)
     kept, in_force, previous = _split(plan, event)
     doses = previous if kind == "return" and previous is not None else in_force
     preset = preset_of(knowledge, options.strategy)

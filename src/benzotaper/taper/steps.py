@@ -150,7 +150,8 @@ def append_step(
 def final_step(ctx: Context, history: History, slots: Slots) -> None:
     last = deq(slots, ctx.fx)
     if not history.steps:  # already at the stop dose: hold it one interval first, never stop at once
-        append_step(ctx, history, "reduction", slots, 14, "hold the smallest practicable dose before stopping", ())
+        rule = "hold the smallest practicable dose before stopping"
+        append_step(ctx, history, "reduction", slots, ctx.window_days, rule, ("jcpg2025",))
     rule = f"stop: the last step goes from the smallest practicable dose ({last:g} mg diazepam-equivalent) to zero"
     append_step(ctx, history, "stop", {}, 1, rule, ("nice_cks_withdrawal",))
 
