@@ -12,11 +12,11 @@ from datetime import datetime, time
 import numpy as np
 
 from benzotaper.knowledge import Knowledge
+from benzotaper.knowledge.taper_rules import HOURS_PER_DAY
 from benzotaper.pk import Curves, Simulator, TimeGrid
 from benzotaper.regimen import DoseEvents
 from benzotaper.taper.plan import Plan
 
-HOURS_PER_DAY = 24.0
 TAIL_DAYS = 14  # keep simulating two weeks after the last dose to show the fall to zero
 
 

@@ -88,11 +88,6 @@ class Step:
             out[d.drug] += d.mg
         return {k: round(v, 6) for k, v in out.items()}
 
-    @property
-    def total_mg(self) -> float:
-        """mg per day over all drugs (only meaningful for one drug)."""
-        return sum(d.mg for d in self.doses)
-
     def units_per_day(self) -> dict[str, float]:
         """Tablets (count) or mL of each product per day."""
         out: dict[str, float] = defaultdict(float)

@@ -13,10 +13,8 @@ import numpy as np
 
 from benzotaper.errors import ModelError
 from benzotaper.knowledge import Knowledge
-from benzotaper.knowledge.taper_rules import Preset
+from benzotaper.knowledge.taper_rules import HOURS_PER_DAY, Preset
 from benzotaper.pk import Simulator
-
-HOURS_PER_DAY = 24.0
 
 
 @dataclass(frozen=True, slots=True)
