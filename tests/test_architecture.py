@@ -17,10 +17,14 @@ LAYER = {
     "pk": 2,
     "simulate": 3,
     "taper": 3,
+    "assess": 3,
     "report": 4,
     "cli": 4,
     "clitools": 4,
     "plan_cli": 4,
+    "assess_cli": 4,
+    "screen_cli": 4,
+    "mirror_cli": 4,
 }
 FORBIDDEN = ("django", "pyspark", "ninja")
 

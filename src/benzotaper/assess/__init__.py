@@ -1,0 +1,1 @@
+"""Assessment: withdrawal scales, dependence and risk screens, crisis help, and the mirror analysis."""

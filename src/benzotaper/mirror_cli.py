@@ -1,0 +1,1 @@
+"""CLI commands for mirror_cli (filled in by issue 5 work); importing this module registers them on the app."""
