@@ -305,8 +305,8 @@ def demo(json_out: JsonOpt = False) -> None:
 app.command("plan")(plan_command)
 
 # Importing these modules registers their commands on `app` (assess, screen, risk, crisis, mirror).
-import benzotaper.assess_cli  # noqa: E402, F401
-import benzotaper.mirror_cli  # noqa: E402, F401
+import benzotaper.assess_cli  # noqa: E402
+import benzotaper.mirror_cli  # noqa: E402
 import benzotaper.screen_cli  # noqa: E402, F401
 
 
