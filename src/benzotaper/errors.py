@@ -39,3 +39,7 @@ class ModelError(ValueError, BenzotaperError):
 
 class PlanError(ValueError, BenzotaperError):
     """A taper plan cannot be made as asked (no products, no schedule within the limits, bad option)."""
+
+
+class AssessmentError(ValueError, BenzotaperError):
+    """Answers, a screen or a timeline that cannot be scored as given (names the item or field)."""
