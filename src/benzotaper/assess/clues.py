@@ -76,7 +76,7 @@ def mirror_action(f: SymptomFacts, ctx: Context) -> tuple[str | None, str, str |
         return (
             None,
             f"{f.name!r} is not in the symptom vocabulary",
-            "name the symptom with a term from the vocabulary (benzotaper mirror --vocabulary)",
+            "name the symptom with a term from the vocabulary (`benzotaper symptoms` lists them)",
         )
     if t.sensory_specific:
         return "sensory_specific", f"{t.label}: a sensory/motor symptom typical of withdrawal", None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from scipy.stats import spearmanr
+from scipy.stats import mannwhitneyu, spearmanr
 
 from benzotaper.knowledge.mirror_rules import MirrorKnowledge
 from benzotaper.pk import Simulator
@@ -92,8 +92,32 @@ def relate(series: LevelSeries, mk: MirrorKnowledge) -> LevelRelation:
     if cv < mk.setting("level_min_variation") or np.ptp(series.severity) == 0:
         why = f"level varies by {cv:.0%} over the records" if np.ptp(series.severity) else "severity never changes"
         return LevelRelation(None, None, None, n, cv, phases, f"{why}: too flat to show a relation")
-    result = spearmanr(level, series.severity)
-    rho, p = float(result.statistic), float(result.pvalue)
-    strong = abs(rho) >= mk.setting("level_rho") and p < mk.setting("level_alpha")
-    outcome = "no_relation" if not strong else ("worse_at_low_level" if rho < 0 else "worse_at_high_level")
-    return LevelRelation(outcome, rho, p, n, cv, phases, f"Spearman rho {rho:+.2f} (p={p:.2g}, n={n})")
+    rho, p = _spearman(series)
+    late, p_late = _late_vs_early(series)
+    alpha, size = mk.setting("level_alpha") / 2, mk.setting("level_rho")  # two tests: Bonferroni
+    low = (rho <= -size and p < alpha) or (late >= size and p_late < alpha)
+    high = (rho >= size and p < alpha) or (late <= -size and p_late < alpha)
+    outcome = (
+        "worse_at_low_level" if low and not high else ("worse_at_high_level" if high and not low else "no_relation")
+    )
+    reason = (
+        f"Spearman rho {rho:+.2f} with the level (p={p:.2g}, n={n}); "
+        f"late vs early in the dosing interval {late:+.2f} (p={p_late:.2g})"
+    )
+    return LevelRelation(outcome, rho, p, n, cv, phases, reason)
+
+
+def _spearman(series: LevelSeries) -> tuple[float, float]:
+    result = spearmanr(series.level_ng_ml, series.severity)
+    return float(result.statistic), float(result.pvalue)
+
+
+def _late_vs_early(series: LevelSeries) -> tuple[float, float]:
+    """Rank-biserial effect (+1: always worse late in the interval) and its Mann-Whitney p-value."""
+    phase = series.interval_phase
+    late, early = series.severity[phase >= 2 / 3], series.severity[phase < 1 / 3]
+    if len(late) < 3 or len(early) < 3:
+        return 0.0, 1.0
+    result = mannwhitneyu(late, early, alternative="two-sided")
+    effect = 2 * float(result.statistic) / (len(late) * len(early)) - 1
+    return effect, float(result.pvalue)
