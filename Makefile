@@ -26,6 +26,7 @@ lint: install
 bench: install
 	$(PY) bench/pk_population.py
 	$(PY) bench/taper_plan.py
+	$(PY) bench/mirror.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
