@@ -356,3 +356,31 @@ def test_the_analysis_separates_simulated_withdrawal_from_primary_symptoms(knowl
 def test_auc_matches_a_hand_count() -> None:
     # pairs (pos, neg): (0.9,0.1) win, (0.9,0.5) win, (0.4,0.1) win, (0.4,0.5) loss -> 3/4
     assert auc([0.9, 0.4, 0.1, 0.5], [True, True, False, False]) == pytest.approx(0.75)
+
+
+# --- red flags bring crisis help for the patient's country (domain.md section 4 numbers)
+
+
+def test_suicidal_thoughts_bring_the_crisis_lines_of_the_patients_country(knowledge: Knowledge) -> None:
+    doc = _analyse(
+        knowledge,
+        _base(patient={"country": "GB"}, symptoms=[{"symptom": "suicidal ideation", "onset": date(2024, 1, 1)}]),
+    )
+    summary = doc["summary"]
+    assert summary["red_flags"] == ["suicidal ideation"]
+    assert summary["alerts"] and summary["alerts"][0]["symptom"] == "suicidal ideation"
+    numbers = {line["number"].replace(" ", "") for line in summary["crisis"]["lines"]}
+    assert {"116123", "111"} <= numbers  # Samaritans and NHS 111, as domain.md lists them
+
+
+def test_an_unknown_country_still_gets_emergency_advice(knowledge: Knowledge) -> None:
+    doc = _analyse(
+        knowledge, _base(patient={"country": "ZZ"}, symptoms=[{"symptom": "seizure", "onset": date(2024, 1, 1)}])
+    )
+    assert doc["summary"]["crisis"]["advice"]
+    assert doc["summary"]["alerts"][0]["flag"] == "seizure"
+
+
+def test_no_red_flag_means_no_alert(knowledge: Knowledge) -> None:
+    doc = _analyse(knowledge, _base())
+    assert doc["summary"]["alerts"] == [] and doc["summary"]["crisis"] is None

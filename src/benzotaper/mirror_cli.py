@@ -42,9 +42,20 @@ def _show(doc: dict[str, Any]) -> None:
             f"[bold red]Red flag:[/] {', '.join(summary['red_flags'])}: "
             "urgent clinical review (see `benzotaper crisis`)."
         )
+    for alert in summary["alerts"]:
+        out.print(f"[bold red]{alert['symptom']}:[/] {alert['message']}")
+    if summary["crisis"]:
+        out.print(_crisis_text(summary["crisis"]))
     for item in summary["to_settle"]:
         out.print(f"  - to settle: {item}")
     out.print("[dim]Decision support, not a diagnosis; weights and sources: docs/mirror.md.[/]")
+
+
+def _crisis_text(crisis: dict[str, Any]) -> str:
+    """One line of crisis help: the lines and the emergency number for the patient's country."""
+    lines = "; ".join(f"{c['name']} {c['number']}" for c in crisis["lines"])
+    emergency = crisis["emergency"]["number"] if crisis["emergency"] else "the local emergency number"
+    return f"[bold]Crisis help[/] {crisis['name'] or ''}: {lines or crisis['advice']}; emergency: {emergency}"
 
 
 @app.command()

@@ -12,11 +12,15 @@ from datetime import date
 from typing import Any
 
 from benzotaper.assess.clues import Context, Finding, SymptomFacts, evaluate
+from benzotaper.assess.crisis import crisis_help, generic_help
 from benzotaper.assess.exposure import Exposure, dose_events, exposure
 from benzotaper.assess.level_relation import LevelRelation, LevelSeries, level_series, relate
+from benzotaper.assess.redflags import Alert, red_flags
 from benzotaper.assess.timeline import Timeline
+from benzotaper.errors import AssessmentError
 from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.mirror_rules import MirrorKnowledge, SymptomTerm, normalise_symptom
+from benzotaper.knowledge.safety_net import load_safety_net
 from benzotaper.pk import Simulator
 
 VERDICTS = ("withdrawal", "primary", "undetermined")
@@ -187,8 +191,25 @@ def summarise(by_symptom: dict[str, SymptomVerdict], exp: Exposure, timeline: Ti
         "mean_score": round(expected, 3),
         "text": _sentence(counts, share, len(verdicts)),
         "to_settle": settle,
-        "red_flags": [s.name for s in verdicts if s.term and s.term.red_flag],
+        **_alerts(verdicts, timeline),
         "current_dose_deq_mg": round(exp.deq_on(timeline.assessed_on or _last_day(timeline)), 3),
+    }
+
+
+def _alerts(verdicts: list[SymptomVerdict], timeline: Timeline) -> dict[str, Any]:
+    """Red-flag symptoms (vocabulary or the safety net's list) with urgent advice and crisis lines."""
+    net = load_safety_net()
+    country = timeline.patient.country
+    try:
+        alerts: list[Alert] = red_flags([s.name for s in verdicts], net, country)
+        help_ = crisis_help(country, net) if country else generic_help(net)
+    except AssessmentError:  # unknown country: never withhold help, fall back to generic advice
+        alerts, help_ = red_flags([s.name for s in verdicts], net, None), generic_help(net)
+    flagged = {a.finding for a in alerts} | {s.name for s in verdicts if s.term and s.term.red_flag}
+    return {
+        "red_flags": [s.name for s in verdicts if s.name in flagged],
+        "alerts": [{"flag": a.flag, "symptom": a.finding, "action": a.action, "message": a.message} for a in alerts],
+        "crisis": help_.to_dict(net) if flagged else None,
     }
 
 

@@ -72,13 +72,27 @@ def _evidence_md(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def crisis_lines(summary: dict[str, Any]) -> list[str]:
+    """Alerts and crisis help as plain lines (empty when there is no red flag)."""
+    crisis = summary.get("crisis")
+    if not crisis:
+        return []
+    out = [f"{a['symptom']}: {a['message']}" for a in summary["alerts"]]
+    out += [f"{c['name']}: {c['number']}" + (f" ({c['hours']})" if c.get("hours") else "") for c in crisis["lines"]]
+    if crisis["emergency"]:
+        out.append(f"Emergency: {crisis['emergency']['number']}")
+    out.append(crisis["advice"])
+    return out
+
+
 def to_markdown(analysis: MirrorAnalysis, chart: Path | None = None) -> str:
     """The report as Markdown; `chart` is linked by file name when given."""
     doc = analysis.to_dict()
     summary = doc["summary"]
     lines = [f"# {TITLE}", "", f"_{DISCLAIMER}_", "", f"**{summary['text']}**", ""]
     if summary["red_flags"]:
-        lines += [f"> **Red flag:** {', '.join(summary['red_flags'])}: urgent clinical review; see crisis help.", ""]
+        lines += [f"> **Red flag:** {', '.join(summary['red_flags'])}: urgent clinical review.", ">"]
+        lines += [f"> - {line}" for line in crisis_lines(summary)] + [""]
     lines += ["| symptom | verdict | P(withdrawal) | main evidence |", "|---|---|---|---|"]
     lines += [f"| {n} | {v} | {p} | {e} |" for n, v, p, e in _rows(doc)]
     if chart is not None:
@@ -145,7 +159,9 @@ def to_html(analysis: MirrorAnalysis) -> str:
     if summary["red_flags"]:
         parts.append(
             f"<p class='flag'><strong>Red flag:</strong> {_esc(', '.join(summary['red_flags']))}: "
-            "urgent clinical review.</p>"
+            "urgent clinical review.</p><ul class='flag'>"
+            + "".join(f"<li>{_esc(line)}</li>" for line in crisis_lines(summary))
+            + "</ul>"
         )
     parts.append(
         f"<table><tr><th>symptom</th><th>verdict</th><th>P(withdrawal)</th><th>main evidence</th></tr>{rows}</table>"
