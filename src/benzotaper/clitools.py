@@ -20,7 +20,7 @@ app = typer.Typer(
     help="benzotaper: safe benzodiazepine and Z-drug tapering (clinical decision support).",
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: scripts grep stderr
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
