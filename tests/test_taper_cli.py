@@ -84,3 +84,19 @@ def test_events_file_replans(tmp_path: Path) -> None:
     events.write_text("date,kind\nnot-a-date,hold\n")
     bad = runner.invoke(app, ["plan", "diazepam 10 mg bd", "--events", str(events)])
     assert bad.exit_code == 2 and "events.csv line 2" in bad.output
+
+
+def test_the_pdf_carries_the_crisis_lines_of_the_chosen_country(tmp_path: Path) -> None:
+    pdf = tmp_path / "plan.pdf"
+    args = ["plan", "alprazolam 1 mg tds", "--start", "2026-12-01", "--pdf", str(pdf), "--country", "FR"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(PdfReader(str(pdf)).pages[0].extract_text().split())
+    assert "3114" in text  # France's suicide prevention line, as domain.md section 4 lists it
+
+
+def test_an_unknown_country_for_the_pdf_is_refused_naming_it(tmp_path: Path) -> None:
+    args = ["plan", "alprazolam 1 mg tds", "--pdf", str(tmp_path / "p.pdf"), "--country", "JP"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "'JP'" in result.stderr

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from benzotaper.assess.crisis import crisis_help
 from benzotaper.clitools import JsonOpt, _emit, _guard, out
 from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge, load_knowledge
@@ -76,6 +77,7 @@ def plan_command(
     ics: Annotated[Path | None, Opt("--ics", help="iCalendar reminders")] = None,
     csv_path: Annotated[Path | None, Opt("--csv", help="Steps as CSV")] = None,
     chart: Annotated[Path | None, Opt("--chart", help="Chart: .png or .html")] = None,
+    country: Annotated[str | None, Opt("--country", help="Crisis lines of this country on the PDF (e.g. GB)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Plan a taper: substitution to a long-acting drug, then a guideline reduction to zero."""
@@ -98,7 +100,8 @@ def plan_command(
     )
     plan = _guard(lambda: _make(knowledge, sig, options, events))
     curves = _guard(lambda: plan_curves(knowledge, plan))
-    files = _guard(lambda: _write(plan, curves, pdf, ics, csv_path, chart))
+    crisis = _guard(lambda: crisis_text(country)) if country else None
+    files = _guard(lambda: _write(plan, curves, pdf, ics, csv_path, chart, crisis))
     if json_out:
         _emit(_payload(knowledge, plan, curves, files))
         return
@@ -110,8 +113,25 @@ def _make(knowledge: Knowledge, sig: str, options: PlanOptions, events: Path | N
     return replan(knowledge, regimens, options, read_events(events) if events else [], sig)
 
 
+def crisis_text(country: str) -> str:
+    """The PDF's help line for a country: crisis lines and the emergency number (assess/crisis.py data)."""
+    help_ = crisis_help(country)
+    lines = "; ".join(f"{line.name} {line.number}" for line in help_.lines)
+    emergency = f"; emergency {help_.emergency.number}" if help_.emergency else ""
+    return (
+        "If you have a seizure, confusion, thoughts of harming yourself or feel very unwell, get help now. "
+        f"{help_.name}: {lines}{emergency}."
+    )
+
+
 def _write(
-    plan: Plan, curves: Any, pdf: Path | None, ics: Path | None, csv_path: Path | None, chart: Path | None
+    plan: Plan,
+    curves: Any,
+    pdf: Path | None,
+    ics: Path | None,
+    csv_path: Path | None,
+    chart: Path | None,
+    crisis: str | None = None,
 ) -> dict[str, str]:
     files: dict[str, str] = {}
     if csv_path is not None:
@@ -125,7 +145,7 @@ def _write(
     if pdf is not None:
         from benzotaper.report.plan_pdf import write_pdf
 
-        files["pdf"] = str(write_pdf(plan, pdf))
+        files["pdf"] = str(write_pdf(plan, pdf, crisis_text=crisis))
     if chart is not None:
         from benzotaper.report.plan_chart import plot_plan_html, plot_plan_png
 
