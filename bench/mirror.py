@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,18 +22,12 @@ from benzotaper.assess.timeline import Timeline, parse_timeline
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.knowledge.mirror_rules import load_mirror_knowledge
 from benzotaper.pk import Simulator
+from timing import median_s
 
 REPEATS = 5
 COHORT = 1000
 
 
-def _median_s(action: Callable[[], object]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def ten_year_timeline() -> Timeline:
@@ -77,8 +69,8 @@ def speed(k: Knowledge) -> None:
     events = dose_events(k, timeline, exp, times[0], times[-1])
     sim = Simulator.for_drugs(k, events.drugs)
     hours = np.array([(t - events.origin) / timedelta(hours=1) for t in times])
-    t_all = _median_s(lambda: analyse(k, timeline, mk))
-    t_base = _median_s(lambda: sim.levels_at(events, hours))
+    t_all = median_s(lambda: analyse(k, timeline, mk), REPEATS)
+    t_base = median_s(lambda: sim.levels_at(events, hours), REPEATS)
     n = sum(1 for s in timeline.symptoms if s.at)
     print(f"10-year timeline, {n} hourly records over 90 days: analysis {1000 * t_all:.0f} ms (target < 1000 ms)")
     print(f"  baseline PK levels at the record times {1000 * t_base:.1f} ms; ratio {t_all / t_base:.1f}")

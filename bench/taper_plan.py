@@ -7,14 +7,13 @@ the same process, so the ratio says what planning adds on top of one PK run.
 
 from __future__ import annotations
 
-import statistics
-import time
 from datetime import date
 
 from benzotaper.knowledge import load_knowledge
 from benzotaper.simulate import simulate_sig
 from benzotaper.taper.levels import plan_curves
 from benzotaper.taper.planner import PlanOptions, plan_from_text
+from timing import median_s
 
 CASES = [
     ("alprazolam 6 mg/day in 3 doses", "ashton"),
@@ -23,17 +22,8 @@ CASES = [
     ("diazepam 20 mg bd", "jcpg"),
     ("alprazolam 1 mg tds", "slow"),
 ]
-REPEATS = 7
 
 
-def _median_s(action: object) -> float:
-    assert callable(action)
-    times = []
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -44,9 +34,9 @@ def main() -> None:
         opts = PlanOptions(start=start, strategy=strategy)
         plan = plan_from_text(k, sig, opts)
         days = (plan.end_date - start).days
-        t_plan = _median_s(lambda s=sig, o=opts: plan_from_text(k, s, o))
-        t_all = _median_s(lambda s=sig, o=opts: plan_curves(k, plan_from_text(k, s, o)))
-        t_base = _median_s(lambda s=sig, n=days: simulate_sig(k, s, n, start, step_h=1.0))
+        t_plan = median_s(lambda s=sig, o=opts: plan_from_text(k, s, o))
+        t_all = median_s(lambda s=sig, o=opts: plan_curves(k, plan_from_text(k, s, o)))
+        t_base = median_s(lambda s=sig, n=days: simulate_sig(k, s, n, start, step_h=1.0))
         print(
             f"{sig:45} {strategy:9} {days / 7:6.0f} {1000 * t_plan:8.1f} {1000 * t_all:8.1f} "
             f"{1000 * t_base:8.1f} {t_all / t_base:6.2f}"

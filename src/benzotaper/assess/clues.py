@@ -14,8 +14,7 @@ from benzotaper.assess.exposure import Exposure
 from benzotaper.assess.level_relation import LevelRelation
 from benzotaper.assess.timeline import Timeline, Treatment
 from benzotaper.knowledge.mirror_rules import MirrorKnowledge, SymptomTerm
-
-HOURS_PER_DAY = 24.0
+from benzotaper.knowledge.taper_rules import HOURS_PER_DAY
 
 
 @dataclass(frozen=True, slots=True)

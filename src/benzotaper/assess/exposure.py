@@ -16,6 +16,7 @@ from benzotaper.assess.timeline import BzdCourse, Timeline
 from benzotaper.equivalence import diazepam_equivalent_mg
 from benzotaper.errors import AssessmentError, BenzotaperError
 from benzotaper.knowledge import Knowledge
+from benzotaper.knowledge.taper_rules import HOURS_PER_DAY
 from benzotaper.pk import Simulator, model_half_life
 from benzotaper.regimen import DoseEvents, Regimen, expand, parse_regimens
 
@@ -103,7 +104,7 @@ def lead_in_days(knowledge: Knowledge, drugs: tuple[str, ...]) -> int:
     """Days of dosing to simulate before a window so its levels are near steady state."""
     sim = Simulator.for_drugs(knowledge, drugs)
     longest = max(model_half_life(sim, i) for i in range(len(sim.model.analytes)))
-    return int(np.ceil(STEADY_STATE_HALF_LIVES * longest / 24.0))
+    return int(np.ceil(STEADY_STATE_HALF_LIVES * longest / HOURS_PER_DAY))
 
 
 def dose_events(knowledge: Knowledge, timeline: Timeline, exp: Exposure, start: datetime, end: datetime) -> DoseEvents:
