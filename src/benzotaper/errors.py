@@ -43,3 +43,7 @@ class PlanError(ValueError, BenzotaperError):
 
 class AssessmentError(ValueError, BenzotaperError):
     """Answers, a screen or a timeline that cannot be scored as given (names the item or field)."""
+
+
+class LevelsError(ValueError, BenzotaperError):
+    """Serum levels that cannot be read or used as given (names the row, the column and the value)."""

@@ -14,7 +14,7 @@ from benzotaper.pk.model import PKModel, build_model
 from benzotaper.pk.occupancy import level_for_occupancy, occupancy
 from benzotaper.pk.parameters import ParameterSet, sample_population, typical
 from benzotaper.pk.potency import Potency, potencies, potency
-from benzotaper.pk.simulation import Curves, Simulator
+from benzotaper.pk.simulation import Curves, Simulator, engine_doses
 
 __all__ = [
     "AnalyteSummary",
@@ -31,6 +31,7 @@ __all__ = [
     "build_model",
     "concentrations_at",
     "day_summaries",
+    "engine_doses",
     "level_for_occupancy",
     "modal",
     "model_half_life",

@@ -42,6 +42,14 @@ class Curves:
         return self.conc[:, self.analytes.index(name), :]
 
 
+def engine_doses(knowledge: Knowledge, model: PKModel, events: DoseEvents) -> Doses:
+    """Dose events for the engine: absorption lag applied, drug names mapped to the model's depots."""
+    index = {d: model.depot_of(knowledge.drug(d).id) for d in events.drugs}
+    depot = np.array([index[d] for d in events.drug], dtype=np.int64)
+    lag = np.array([dep.lag for dep in model.depots])[depot] if len(depot) else np.zeros(0)
+    return Doses(events.time + lag, events.amt.astype(float), depot)
+
+
 @dataclass(frozen=True)
 class Simulator:
     """A model with its parameters, ready to turn dose events into curves (build once, reuse)."""
@@ -61,10 +69,7 @@ class Simulator:
 
     def doses(self, events: DoseEvents) -> Doses:
         """Engine doses: absorption lag applied, drug names mapped to depots."""
-        index = {d: self.model.depot_of(self.knowledge.drug(d).id) for d in events.drugs}
-        depot = np.array([index[d] for d in events.drug], dtype=np.int64)
-        lag = np.array([dep.lag for dep in self.model.depots])[depot] if len(depot) else np.zeros(0)
-        return Doses(events.time + lag, events.amt.astype(float), depot)
+        return engine_doses(self.knowledge, self.model, events)
 
     def weights(self) -> FloatArray:
         """Diazepam-equivalent weight per analyte."""

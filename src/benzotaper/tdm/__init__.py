@@ -1,0 +1,1 @@
+"""Serum-level monitoring: read levels, interpret them, individualise the model, forecast, guide the taper."""
