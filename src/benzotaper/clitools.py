@@ -49,5 +49,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(type(value).__name__)
-
-

@@ -78,9 +78,21 @@ def plan_command(
     csv_path: Annotated[Path | None, Opt("--csv", help="Steps as CSV")] = None,
     chart: Annotated[Path | None, Opt("--chart", help="Chart: .png or .html")] = None,
     country: Annotated[str | None, Opt("--country", help="Crisis lines of this country on the PDF (e.g. GB)")] = None,
+    guided_by: Annotated[
+        Path | None, Opt("--guided-by", help="Levels CSV: let this patient's measured levels set the pace")
+    ] = None,
+    since: Annotated[
+        str | None, Opt("--since", help="With --guided-by: the regimen was taken since YYYY-MM-DD")
+    ] = None,
+    level_fall: Annotated[
+        float | None, Opt("--level-fall", help="With --guided-by: target fall of the trough level, percent per week")
+    ] = None,
+    trajectory: Annotated[
+        str, Opt("--trajectory", help="With --guided-by: guide the 'level' or 'occupancy'")
+    ] = "level",
     json_out: JsonOpt = False,
 ) -> None:
-    """Plan a taper: substitution to a long-acting drug, then a guideline reduction to zero."""
+    """Plan a taper: substitution to a long-acting drug, then a guideline (or serum-guided) reduction to zero."""
     knowledge = _guard(load_knowledge)
     options = _guard(
         lambda: PlanOptions(
@@ -98,14 +110,75 @@ def plan_command(
             first_dose=first_dose,
         )
     )
-    plan = _guard(lambda: _make(knowledge, sig, options, events))
+    guided: dict[str, Any] | None = None
+    if guided_by is not None:
+        plan, guided = _guard(
+            lambda: _guided(knowledge, sig, options, guided_by, since, level_fall, trajectory, events)
+        )
+    else:
+        plan = _guard(lambda: _make(knowledge, sig, options, events))
     curves = _guard(lambda: plan_curves(knowledge, plan))
     crisis = _guard(lambda: crisis_text(country)) if country else None
     files = _guard(lambda: _write(plan, curves, pdf, ics, csv_path, chart, crisis))
     if json_out:
-        _emit(_payload(knowledge, plan, curves, files))
+        payload = _payload(knowledge, plan, curves, files)
+        if guided is not None:
+            payload["guided"] = guided
+        _emit(payload)
         return
     _print(plan, files)
+    if guided is not None:
+        _print_guided(guided)
+
+
+def _guided(
+    knowledge: Knowledge,
+    sig: str,
+    options: PlanOptions,
+    levels: Path,
+    since: str | None,
+    level_fall: float | None,
+    trajectory: str,
+    events: Path | None,
+) -> tuple[Plan, dict[str, Any]]:
+    from benzotaper.tdm.guided import default_trajectory
+    from benzotaper.tdm.samples import load_samples
+    from benzotaper.tdm.service import guided_levels_plan
+
+    if events is not None:
+        raise PlanError("--events and --guided-by cannot be combined: add the new level to the levels file and re-plan")
+    first = _date("--since", since)
+    if first is None:
+        raise PlanError("--guided-by needs --since YYYY-MM-DD: the day the current regimen was started")
+    if level_fall is not None and not 0 < level_fall <= 25:
+        raise PlanError(f"--level-fall is a percentage per week, more than 0 and at most 25 (got {level_fall:g})")
+    traj = default_trajectory(trajectory, level_fall / 100 if level_fall is not None else None)
+    samples = load_samples(knowledge, levels)
+    return guided_levels_plan(knowledge, samples, sig, first, options, traj)
+
+
+def _print_guided(guided: dict[str, Any]) -> None:
+    fit = guided["fit"]
+    out.print(
+        f"[bold]Serum-guided[/]: {fit['eliminator']} eliminator, clearance {fit['clearance_ratio']:.2f} x typical "
+        f"(population centile {fit['classification']['population_centile']:.0%}); target fall "
+        f"{guided['trajectory']['fall_per_week']:.1%}/week of the {guided['trajectory']['kind']}"
+    )
+    table = Table(title="Fixed schedule vs guided plan", pad_edge=False)
+    for col in ("plan", "patient", "ends", "steps", "max fall in a week", "weeks over target"):
+        table.add_column(col)
+    for row in guided["comparison"]:
+        table.add_row(
+            row["plan"],
+            row["patient"],
+            row["end_date"],
+            str(row["steps"]),
+            f"{row['max_weekly_fall']:.0%}",
+            str(row["weeks_over_target"]),
+        )
+    out.print(table)
+    for sample in guided["next_samples"]:
+        out.print(f"Next level: {sample['at']} ({sample['when']})")
 
 
 def _make(knowledge: Knowledge, sig: str, options: PlanOptions, events: Path | None) -> Plan:

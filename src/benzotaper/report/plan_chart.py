@@ -89,7 +89,8 @@ def plot_plan_html(plan: Plan, curves: Curves | None, path: Path) -> Path:
         t = [str(v) for v in curve_times(plan, curves)]
         fig.add_trace(go.Scatter(x=t, y=curves.deq[0].tolist(), name=LEVEL_LABEL), row=2, col=1)
         fig.add_trace(go.Scatter(x=t, y=(100 * curves.occupancy[0]).tolist(), name=OCC_LABEL), row=3, col=1)
-    fig.update_layout(title=f"Taper plan: {plan.regimen} - {plan.strategy_name}", height=300 + 250 * rows,
-                      hovermode="x unified")
+    fig.update_layout(
+        title=f"Taper plan: {plan.regimen} - {plan.strategy_name}", height=300 + 250 * rows, hovermode="x unified"
+    )
     fig.write_html(path, include_plotlyjs=True, full_html=True)
     return path

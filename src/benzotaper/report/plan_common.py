@@ -70,7 +70,7 @@ def daily_total(step: Step) -> str:
         return "drug-free"
     daily = step.daily_mg
     if len(daily) == 1:
-        (drug, mg), = daily.items()
+        ((drug, mg),) = daily.items()
         return f"{drug} {mg_text(mg)}/day"
     parts = " + ".join(f"{drug} {mg_text(mg)}" for drug, mg in daily.items())
     return f"{parts} per day ({mg_text(step.diazepam_equivalent_mg)} diazepam-equivalent)"

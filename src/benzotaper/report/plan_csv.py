@@ -10,8 +10,18 @@ from benzotaper.report.plan_common import DRUG_FREE, supplies, take_text
 from benzotaper.taper.plan import Plan, Step
 
 COLUMNS = (
-    "step", "phase", "start", "end", "days", "time", "drug", "mg", "take",
-    "daily_diazepam_equivalent_mg", "rule", "warnings",
+    "step",
+    "phase",
+    "start",
+    "end",
+    "days",
+    "time",
+    "drug",
+    "mg",
+    "take",
+    "daily_diazepam_equivalent_mg",
+    "rule",
+    "warnings",
 )
 DISPENSING_COLUMNS = ("period", "start", "end", "product", "quantity", "unit", "dispense")
 
@@ -31,8 +41,13 @@ def _step_rows(step: Step) -> Iterator[dict[str, object]]:
     if not step.doses:
         yield {**common, "time": "", "drug": "", "mg": 0, "take": DRUG_FREE}
     for dose in sorted(step.doses, key=lambda d: (d.time, d.drug)):
-        yield {**common, "time": dose.time.strftime("%H:%M"), "drug": dose.drug, "mg": round(dose.mg, 4),
-               "take": take_text(dose)}
+        yield {
+            **common,
+            "time": dose.time.strftime("%H:%M"),
+            "drug": dose.drug,
+            "mg": round(dose.mg, 4),
+            "take": take_text(dose),
+        }
 
 
 def write_csv(plan: Plan, path: Path) -> Path:
@@ -51,6 +66,7 @@ def dispensing_csv(plan: Plan, path: Path, period_days: int = 28) -> Path:
         writer = csv.writer(f)
         writer.writerow(DISPENSING_COLUMNS)
         for s in supplies(plan, period_days):
-            writer.writerow([s.period, s.start.isoformat(), s.end.isoformat(), s.product, f"{s.quantity:g}",
-                             s.unit, s.whole])
+            writer.writerow(
+                [s.period, s.start.isoformat(), s.end.isoformat(), s.product, f"{s.quantity:g}", s.unit, s.whole]
+            )
     return path

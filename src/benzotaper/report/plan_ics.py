@@ -69,10 +69,14 @@ def calendar(plan: Plan, reminder_minutes: int = 0) -> Calendar:
             continue
         for at, doses in by_time(step):
             cal.add_component(_dose_event(plan, step, at, doses, reminder_minutes))
-        cal.add_component(_day_event(
-            _uid(plan, "step", step.index, "start"), step.start,
-            f"Step {step.index} starts: {daily_total(step)}", step.rule,
-        ))
+        cal.add_component(
+            _day_event(
+                _uid(plan, "step", step.index, "start"),
+                step.start,
+                f"Step {step.index} starts: {daily_total(step)}",
+                step.rule,
+            )
+        )
     cal.add_component(_day_event(_uid(plan, "end"), plan.end_date, END_TEXT))
     return cal
 

@@ -31,8 +31,24 @@ MARGIN = 10.0
 NEW_STEP_FILL = (255, 236, 160)
 DRUG_FREE_FILL = (205, 240, 205)
 OUTSIDE_FILL = (238, 238, 238)
-_REPLACE = {"½": "1/2", "¼": "1/4", "¾": "3/4", "µ": "u", "—": "-", "–": "-", "→": "->", "≈": "~",
-            "≥": ">=", "≤": "<=", "‘": "'", "’": "'", "“": '"', "”": '"', "•": "-", "…": "..."}
+_REPLACE = {
+    "½": "1/2",
+    "¼": "1/4",
+    "¾": "3/4",
+    "µ": "u",
+    "—": "-",
+    "–": "-",
+    "→": "->",
+    "≈": "~",
+    "≥": ">=",
+    "≤": "<=",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "•": "-",
+    "…": "...",
+}
 
 
 def latin1(text: str) -> str:
@@ -143,8 +159,14 @@ def _steps_table(pdf: _Doc, plan: Plan) -> None:
         for step in plan.steps:
             dates = _span(step.start, step.end) if step.doses else f"from {_day(step.start)}"
             row = table.row()
-            for text in (str(step.index), step.phase, dates, str(step.days) if step.doses else "-",
-                         "\n".join(_dose_lines(step, True)) or "no more doses", daily_total(step)):
+            for text in (
+                str(step.index),
+                step.phase,
+                dates,
+                str(step.days) if step.doses else "-",
+                "\n".join(_dose_lines(step, True)) or "no more doses",
+                daily_total(step),
+            ):
                 row.cell(latin1(text))
 
 
@@ -156,14 +178,18 @@ def _cell_content(plan: Plan, day: date) -> tuple[str, tuple[int, int, int] | No
         return ("FINISHED" if day == plan.end_date else ""), DRUG_FREE_FILL, [["drug-free"]]
     step = plan.step_on(day)
     new = day == step.start
-    return (f"NEW STEP {step.index}" if new else ""), (NEW_STEP_FILL if new else None), [
-        _dose_lines(step, True), _dose_lines(step, False), _time_lines(step)]
+    return (
+        (f"NEW STEP {step.index}" if new else ""),
+        (NEW_STEP_FILL if new else None),
+        [_dose_lines(step, True), _dose_lines(step, False), _time_lines(step)],
+    )
 
 
 def _time_lines(step: Step) -> list[str]:
     """Most compact wording: one entry per clock time, '08:00 diazepam 5 mg, alprazolam 0.25 mg'."""
-    return [f"{at:%H:%M} " + ", ".join(f"{d.drug} {_keep(mg_text(d.mg))}" for d in doses)
-            for at, doses in by_time(step)]
+    return [
+        f"{at:%H:%M} " + ", ".join(f"{d.drug} {_keep(mg_text(d.mg))}" for d in doses) for at, doses in by_time(step)
+    ]
 
 
 def _fit(pdf: _Doc, width: float, options: list[list[str]], room: int) -> list[str]:
@@ -258,8 +284,13 @@ def _dispensing_page(pdf: _Doc, plan: Plan, period_days: int = 28) -> None:
             header.cell(text)
         for s in supplies(plan, period_days):
             row = table.row()
-            for text in (str(s.period), _span(s.start, s.end), s.product, _amount(s.quantity, s.unit),
-                         _amount(s.whole, s.unit)):
+            for text in (
+                str(s.period),
+                _span(s.start, s.end),
+                s.product,
+                _amount(s.quantity, s.unit),
+                _amount(s.whole, s.unit),
+            ):
                 row.cell(latin1(text))
 
 

@@ -154,7 +154,23 @@ def _context(
     return ctx
 
 
-def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptions, sig: str) -> Plan:
+@dataclass
+class Draft:
+    """A plan being built: the shared context, the steps so far and the doses of the last step."""
+
+    preset: Preset
+    options: PlanOptions
+    ctx: Context
+    history: History
+    phases: list[Phase]
+    slots: Slots
+    target: str | None
+    tolerance: float
+    sig: str
+
+
+def start_draft(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptions, sig: str) -> Draft:
+    """Checks, context and the substitution phase (if any): everything before the reduction."""
     _check(options)
     preset = preset_of(knowledge, options.strategy)
     pre_warnings: list[str] = []
@@ -169,7 +185,7 @@ def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptio
             f"{target} is not one of the usual long-acting substitutes {list(knowledge.taper.substitution.targets)}"
         )
     subst = knowledge.taper.substitution
-    tolerance = subst_tol = (
+    tolerance = (
         options.tolerance if options.tolerance is not None else knowledge.taper.limits.substitution_tolerance.value
     )
     history = History([], options.start)
@@ -178,7 +194,7 @@ def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptio
     if target is not None and any(d != target for d in drugs):
         sub_days = options.substitution_days or days(subst.step)
         moves = substitute(
-            ctx, slots, target, subst.chunk.value, subst_tol, options.first_dose, options.switch == "direct"
+            ctx, slots, target, subst.chunk.value, tolerance, options.first_dose, options.switch == "direct"
         )
         for move in moves:
             append_step(ctx, history, "substitution", move.slots, sub_days, move.rule, subst.chunk.sources)
@@ -193,16 +209,33 @@ def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptio
                     f"kept within {tolerance:.0%} of {start_deq:g} mg",
                 )
             )
-    reducer = _reducer(knowledge, preset, options, ctx, slots, target)
-    red_start = history.next_start
-    slots = reduce_to_stop(ctx, reducer, slots, history, options.interval_days or days(preset.interval), target)
-    final_step(ctx, history, slots)
-    phases.append(
-        Phase(
-            "reduction", red_start, history.steps[-1].start - timedelta(days=1), f"{preset.name}: {preset.description}"
-        )
+    return Draft(preset, options, ctx, history, phases, slots, target, tolerance, sig or _describe(regimens))
+
+
+def finish_draft(knowledge: Knowledge, draft: Draft, red_start: date, description: str) -> Plan:
+    """The stop step, the reduction phase and the checked Plan."""
+    final_step(draft.ctx, draft.history, draft.slots)
+    draft.phases.append(Phase("reduction", red_start, draft.history.steps[-1].start - timedelta(days=1), description))
+    return _assemble(
+        knowledge,
+        draft.preset,
+        draft.options,
+        draft.ctx,
+        draft.history,
+        draft.phases,
+        draft.target,
+        draft.tolerance,
+        draft.sig,
     )
-    return _assemble(knowledge, preset, options, ctx, history, phases, target, tolerance, sig or _describe(regimens))
+
+
+def _build(knowledge: Knowledge, regimens: Sequence[Regimen], options: PlanOptions, sig: str) -> Plan:
+    draft = start_draft(knowledge, regimens, options, sig)
+    reducer = _reducer(knowledge, draft.preset, options, draft.ctx, draft.slots, draft.target)
+    red_start = draft.history.next_start
+    interval = options.interval_days or days(draft.preset.interval)
+    draft.slots = reduce_to_stop(draft.ctx, reducer, draft.slots, draft.history, interval, draft.target)
+    return finish_draft(knowledge, draft, red_start, f"{draft.preset.name}: {draft.preset.description}")
 
 
 def _reducer(

@@ -182,10 +182,10 @@ def _reasons(
         for r in tdm.reasons_for("higher"):
             reasons.append(r.text)
     if ref is not None:
-        bounds = f"{ref.low or 0:.3g}-{ref.high:.3g}" if ref.high is not None else f">= {ref.low:.3g}"
+        bounds = f"{ng(ref.low or 0)}-{ng(ref.high)}" if ref.high is not None else f">= {ng(ref.low or 0)}"
         what = " + ".join(ref.analytes)
         reasons.append(
-            f"{what} {ref.measured:.3g} ng/mL is {ref.status.replace('_', ' ')} the {ref.kind} range {bounds} ng/mL"
+            f"{what} {ng(ref.measured)} ng/mL is {ref.status.replace('_', ' ')} the {ref.kind} range {bounds} ng/mL"
         )
         sources.append(ref.source)
     if sample.censored:
