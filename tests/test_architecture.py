@@ -18,6 +18,7 @@ LAYER = {
     "simulate": 3,
     "taper": 3,
     "assess": 3,
+    "tdm": 3,
     "report": 4,
     "cli": 4,
     "clitools": 4,
@@ -25,6 +26,7 @@ LAYER = {
     "assess_cli": 4,
     "screen_cli": 4,
     "mirror_cli": 4,
+    "levels_cli": 4,
 }
 FORBIDDEN = ("django", "pyspark", "ninja")
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.tdm_rules import load_tdm_knowledge
-from benzotaper.pk import model_half_life
+from benzotaper.pk import model_half_life, typical
 from benzotaper.regimen import parse_regimens
 from benzotaper.taper.plan import Plan
 from benzotaper.taper.planner import PlanOptions, build_plan
@@ -199,3 +200,38 @@ def guide_for(
 ) -> Guide:
     """A Guide over the doses before the plan (for scoring plans in any individual at the sampling clock)."""
     return Guide(knowledge, patient, fitted.params(), events_before(patient, start), trajectory, (7,), clock)
+
+
+def replan_with_levels(
+    knowledge: Knowledge,
+    patient: Patient,
+    plan: Plan,
+    samples: list[Sample],
+    on: date,
+    options: PlanOptions,
+    trajectory: Trajectory,
+) -> tuple[Plan, Fit]:
+    """A new level arrived: refit on every level with the doses actually planned so far, re-plan from `on`."""
+    from benzotaper.regimen import Regimen, ScheduledDose
+
+    if not plan.start <= on <= plan.end_date:
+        raise PlanError(f"re-plan date {on} is outside the plan ({plan.start} to {plan.end_date})")
+    active = next(s for s in plan.steps if s.start <= on <= s.end)
+    if not active.doses:
+        raise PlanError(f"the plan has already stopped on {on}; nothing to re-plan")
+    clipped = [replace(s, days=min(s.days, (on - s.start).days)) for s in plan.steps if s.start < on]
+    guide = Guide(
+        knowledge, patient, typical(patient.model), events_before(patient, plan.start), trajectory, (7,), time()
+    )
+    events = guide.events(clipped)
+    updated = build_patient(knowledge, samples, "", patient.origin.date(), events=events)
+    refit = fit(updated)
+    drugs = dict.fromkeys(d.drug for d in active.doses)
+    regimens = [
+        Regimen(drug, tuple(ScheduledDose(d.time, d.mg) for d in active.doses if d.drug == drug), start=on)
+        for drug in drugs
+    ]
+    new = guided_plan(
+        knowledge, updated, refit.params(), regimens, replace(options, start=on), trajectory, plan.regimen
+    )
+    return new, refit
