@@ -201,3 +201,15 @@ def test_cli_plan_guided_by_json(tmp_path: Path) -> None:
     assert len(guided["next_samples"]) == 3
     patients = {row["patient"] for row in guided["comparison"]}
     assert patients == {"this patient", "fast", "slow"}
+
+
+def test_documented_example_file_works() -> None:
+    """The README's levels example: all rows read (µmol/L converted), a fit and a verdict per sample."""
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "levels_diazepam.csv"
+    common = ["--regimen", SIG, "--since", "2026-01-05", "--json"]
+    res = runner.invoke(app, ["levels", "interpret", str(example), *common])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["samples"]
+    assert len(rows) == 5 and rows[3]["measured"]["value"] == pytest.approx(1.62 * 270.71, rel=1e-3)
+    res = runner.invoke(app, ["levels", "fit", str(example), *common])
+    assert res.exit_code == 0 and json.loads(res.stdout)["samples_used"] == 5
