@@ -3,8 +3,8 @@
 Objective (-2 log posterior, Sheiner 1979): for each measured level ((y - f)/sd)^2 + 2 log sd with the
 proportional + additive error; a level below the LLOQ adds -2 log P(level < LLOQ) (Beal's M3); each
 free parameter adds (eta/omega)^2, theta = typical * exp(eta), omega^2 = ln(1 + CV^2) from the
-knowledge base. The optimiser gets a batched central-difference gradient (one PK evaluation per
-iteration for all perturbations); uncertainty is the Laplace approximation at the mode.
+knowledge base. A damped Newton method gets value, gradient and Hessian from one batched PK
+evaluation per iteration; uncertainty is the Laplace approximation at the mode.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
 from scipy.special import log_ndtr
 
 from benzotaper.errors import LevelsError
@@ -23,9 +22,11 @@ from benzotaper.tdm.errormodel import ErrorModel, error_model
 from benzotaper.tdm.patient import Patient
 
 FloatArray = NDArray[np.float64]
-_GRAD_STEP = 1e-4
-_HESS_STEP = 1e-3
+_STEP = 1e-3  # finite-difference step in eta (log-parameter) units
 _BOUND_OMEGAS = 5.0
+_MAX_ITER = 60
+_MAX_STEP = 1.0  # at most one omega per Newton step (a trust region)
+_DAMPING = np.array([1.0, 0.5, 0.25, 0.1, 0.03])
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,37 +100,47 @@ class Objective:
         omegas = np.array([f.omega for f in self.free])
         return np.asarray(total + np.sum(np.square(eta / omegas), axis=1), dtype=np.float64)
 
-    def value_and_grad(self, x: FloatArray) -> tuple[float, FloatArray]:
-        """Objective and central-difference gradient from one batched evaluation."""
-        p = len(x)
-        pts = np.vstack([x, x + _GRAD_STEP * np.eye(p), x - _GRAD_STEP * np.eye(p)])
-        vals = self(pts)
-        return float(vals[0]), (vals[1 : p + 1] - vals[p + 1 :]) / (2 * _GRAD_STEP)
-
-    def hessian(self, x: FloatArray) -> FloatArray:
-        """Central-difference Hessian from one batched evaluation."""
-        p, h = len(x), _HESS_STEP
+    def derivatives(self, x: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """Value, central-difference gradient and Hessian, all from one batched evaluation."""
+        p, h = len(x), _STEP
         eye = np.eye(p)
-        pts = [x]
         pairs = [(i, j) for i in range(p) for j in range(i + 1, p)]
+        pts = [x]
         for i in range(p):
             pts += [x + h * eye[i], x - h * eye[i]]
         for i, j in pairs:
-            pts += [
-                x + h * (eye[i] + eye[j]),
-                x + h * (eye[i] - eye[j]),
-                x - h * (eye[i] - eye[j]),
-                x - h * (eye[i] + eye[j]),
-            ]
+            plus, minus = eye[i] + eye[j], eye[i] - eye[j]
+            pts += [x + h * plus, x + h * minus, x - h * minus, x - h * plus]
         v = self(np.vstack(pts))
-        out = np.empty((p, p))
+        grad = np.array([(v[1 + 2 * i] - v[2 + 2 * i]) / (2 * h) for i in range(p)])
+        hess = np.empty((p, p))
         for i in range(p):
-            out[i, i] = (v[1 + 2 * i] - 2 * v[0] + v[2 + 2 * i]) / h**2
+            hess[i, i] = (v[1 + 2 * i] - 2 * v[0] + v[2 + 2 * i]) / h**2
         base = 1 + 2 * p
         for k, (i, j) in enumerate(pairs):
             a, b, c, d = v[base + 4 * k : base + 4 * k + 4]
-            out[i, j] = out[j, i] = (a - b - c + d) / (4 * h * h)
-        return out
+            hess[i, j] = hess[j, i] = (a - b - c + d) / (4 * h * h)
+        return float(v[0]), grad, hess
+
+
+def _newton(obj: Objective, bound: FloatArray) -> tuple[FloatArray, float, bool]:
+    """Damped Newton in eta with a batched backtracking line search, inside +-bound (a few ms for p <= 4)."""
+    x = np.zeros(len(bound))
+    value = float(obj(x[None, :])[0])
+    for _ in range(_MAX_ITER):
+        _, grad, hess = obj.derivatives(x)
+        step = -np.linalg.solve(_positive_definite(hess)[0], grad)
+        step *= min(1.0, _MAX_STEP / max(float(np.max(np.abs(step / bound))), 1e-300))
+        trials = np.clip(x[None, :] + _DAMPING[:, None] * step[None, :], -bound, bound)
+        values = obj(trials)
+        best = int(np.argmin(values))
+        if values[best] >= value - 1e-9:
+            return x, value, bool(np.max(np.abs(grad)) < 1e-2)
+        moved = float(np.max(np.abs(trials[best] - x)))
+        x, value = trials[best], float(values[best])
+        if moved < 1e-7:
+            return x, value, True
+    return x, value, False
 
 
 @dataclass(frozen=True)
@@ -198,15 +209,14 @@ def fit(patient: Patient) -> Fit:
     if len(used) == 0:
         raise LevelsError("no sample can inform the fit: " + "; ".join(notes))
     obj = Objective(patient, free, used, error_model(load_tdm_knowledge(), [s.lloq for s in patient.samples]))
-    bounds = [(-_BOUND_OMEGAS * f.omega, _BOUND_OMEGAS * f.omega) for f in free]
-    res = minimize(obj.value_and_grad, np.zeros(len(free)), jac=True, method="L-BFGS-B", bounds=bounds)
-    eta = np.asarray(res.x, dtype=np.float64)
-    hess, ok = _positive_definite(obj.hessian(eta))
+    bound = np.array([_BOUND_OMEGAS * f.omega for f in free])
+    eta, value, converged = _newton(obj, bound)
+    hess, ok = _positive_definite(obj.derivatives(eta)[2])
     cov = np.asarray(np.linalg.inv(hess / 2), dtype=np.float64)
     if not ok:
         notes.append("the data do not pin down every parameter (flat posterior direction); its interval is the prior's")
-    at_bound = [f.label for f, e, b in zip(free, eta, bounds, strict=True) if abs(e) >= b[1] - 1e-6]
+    at_bound = [f.label for f, e, b in zip(free, eta, bound, strict=True) if abs(e) >= b - 1e-6]
     if at_bound:
         notes.append(f"{', '.join(at_bound)} at {_BOUND_OMEGAS:g} SD from typical: check doses, times and units")
     used_t = tuple(int(j) for j in used)
-    return Fit(patient, free, eta, cov, float(res.fun), bool(res.success), used_t, tuple(notes))
+    return Fit(patient, free, eta, cov, value, converged, used_t, tuple(notes))

@@ -25,12 +25,13 @@ from benzotaper.pk import (
     modal,
     potencies,
 )
-from benzotaper.pk.engine import Doses, levels_at_times
+from benzotaper.pk.engine import Doses, concentrations_at, levels_at_times
 from benzotaper.regimen import DoseEvents, Regimen, expand, parse_regimens
 from benzotaper.tdm.samples import DEQ, Sample
 
 FloatArray = NDArray[np.float64]
 _HOUR = timedelta(hours=1)
+DIRECT_LIMIT = 200_000  # patients x times x doses below which direct superposition beats the day recurrence
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ class Patient:
 
     def levels(self, params: ParameterSet, times_h: FloatArray) -> FloatArray:
         """Levels (n, analytes, T) at the times (pre-dose at a dose instant)."""
-        return levels_at_times(modal(self.model, params), self.doses, times_h, include_simultaneous=False)
+        m = modal(self.model, params)
+        if params.n * len(times_h) * len(self.doses.time) <= DIRECT_LIMIT:
+            return concentrations_at(m, self.doses, times_h, include_simultaneous=False)
+        return levels_at_times(m, self.doses, times_h, include_simultaneous=False)
 
     def predict(self, params: ParameterSet, times_h: FloatArray | None = None) -> FloatArray:
         """Predicted measured quantity (n, S): each sample's analyte, or the diazepam-equivalent sum."""
