@@ -27,6 +27,7 @@ bench: install
 	$(PY) bench/pk_population.py
 	$(PY) bench/taper_plan.py
 	$(PY) bench/mirror.py
+	$(PY) bench/tdm_fit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,17 +29,43 @@ DZ_LIQ = Portion("diazepam", "oral_solution", 0.4, "mg/mL", ml=2.5)
 @pytest.fixture(scope="module")
 def plan() -> Plan:
     """Two weeks of diazepam + lorazepam, two weeks of diazepam (tablets + liquid), then drug-free."""
-    step1 = Step(1, "substitution", START, 14, (Dose("diazepam", MORNING, 5.0, (DZ5,)),
-                                                 Dose("lorazepam", NIGHT, 0.5, (LZ05,))),
-                 10.0, "replace lorazepam", warnings=("watch for sedation",))
-    step2 = Step(2, "reduction", date(2026, 12, 28), 14, (Dose("diazepam", MORNING, 3.0, (DZ2,)),
-                                                          Dose("diazepam", NIGHT, 1.0, (DZ_LIQ,))),
-                 4.0, "cut 10%")
+    step1 = Step(
+        1,
+        "substitution",
+        START,
+        14,
+        (Dose("diazepam", MORNING, 5.0, (DZ5,)), Dose("lorazepam", NIGHT, 0.5, (LZ05,))),
+        10.0,
+        "replace lorazepam",
+        warnings=("watch for sedation",),
+    )
+    step2 = Step(
+        2,
+        "reduction",
+        date(2026, 12, 28),
+        14,
+        (Dose("diazepam", MORNING, 3.0, (DZ2,)), Dose("diazepam", NIGHT, 1.0, (DZ_LIQ,))),
+        4.0,
+        "cut 10%",
+    )
     step3 = Step(3, "stop", date(2027, 1, 11), 1, (), 0.0, "stop")
-    phases = (Phase("substitution", START, date(2026, 12, 27), "switch"),
-              Phase("reduction", date(2026, 12, 28), date(2027, 1, 10), "reduce"))
-    return Plan("diazepam 5 mg + lorazepam 0.5 mg", "fixed", "Fixed-step taper", "ashton", START,
-                (step1, step2, step3), phases, ("plan warning: go slower if needed",), "diazepam", 0.1, ())
+    phases = (
+        Phase("substitution", START, date(2026, 12, 27), "switch"),
+        Phase("reduction", date(2026, 12, 28), date(2027, 1, 10), "reduce"),
+    )
+    return Plan(
+        "diazepam 5 mg + lorazepam 0.5 mg",
+        "fixed",
+        "Fixed-step taper",
+        "ashton",
+        START,
+        (step1, step2, step3),
+        phases,
+        ("plan warning: go slower if needed",),
+        "diazepam",
+        0.1,
+        (),
+    )
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -50,8 +76,13 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_csv_rows_match_plan(plan: Plan, tmp_path: Path) -> None:
     rows = _read_csv(write_csv(plan, tmp_path / "plan.csv"))
     got = [(r["step"], r["time"], r["drug"], float(r["mg"])) for r in rows]
-    assert got == [("1", "08:00", "diazepam", 5.0), ("1", "22:00", "lorazepam", 0.5),
-                   ("2", "08:00", "diazepam", 3.0), ("2", "22:00", "diazepam", 1.0), ("3", "", "", 0.0)]
+    assert got == [
+        ("1", "08:00", "diazepam", 5.0),
+        ("1", "22:00", "lorazepam", 0.5),
+        ("2", "08:00", "diazepam", 3.0),
+        ("2", "22:00", "diazepam", 1.0),
+        ("3", "", "", 0.0),
+    ]
     assert rows[2]["take"] == "1½ x diazepam 2 mg tablet"
     assert rows[3]["take"] == "2.5 mL diazepam 0.4 mg/mL oral solution"
     assert rows[4]["take"] == "no more doses"
@@ -70,7 +101,9 @@ def test_dispensing_csv_totals(plan: Plan, tmp_path: Path) -> None:
         ("2", "diazepam 0.4 mg/mL oral solution"): (35.0, "mL"),
     }
     assert {(r["period"], r["start"], r["end"]) for r in rows} == {
-        ("1", "2026-12-14", "2026-12-27"), ("2", "2026-12-28", "2027-01-10")}
+        ("1", "2026-12-14", "2026-12-27"),
+        ("2", "2026-12-28", "2027-01-10"),
+    }
 
 
 def _events(path: Path) -> list[Event]:
@@ -83,8 +116,7 @@ def test_ics_events(plan: Plan, tmp_path: Path) -> None:
     events = _events(write_ics(plan, tmp_path / "plan.ics", reminder_minutes=10))
     assert len(events) == 4 + 2 + 1  # 2 dose times x 2 steps, 2 step starts, the end
     doses = {(e.start.date(), e.start.time()): e for e in events if isinstance(e.start, datetime)}
-    assert set(doses) == {(START, MORNING), (START, NIGHT), (date(2026, 12, 28), MORNING),
-                          (date(2026, 12, 28), NIGHT)}
+    assert set(doses) == {(START, MORNING), (START, NIGHT), (date(2026, 12, 28), MORNING), (date(2026, 12, 28), NIGHT)}
     assert all(isinstance(e.start, datetime) and e.start.tzinfo is None for e in doses.values())
     assert [r["COUNT"] for e in doses.values() for r in e.rrules] == [[14]] * 4
     assert [r["FREQ"] for e in doses.values() for r in e.rrules] == [["DAILY"]] * 4
@@ -111,8 +143,14 @@ def test_pdf_pages_and_text(plan: Plan, tmp_path: Path) -> None:
     assert len(reader.pages) == 1 + 2 + 1  # summary, December + January, dispensing
     pages = [p.extract_text() for p in reader.pages]
     text = "\n".join(pages)
-    for expected in ("diazepam", "lorazepam", "Ann Example", "Fixed-step taper", "emergency number",
-                     "plan warning: go slower if needed"):
+    for expected in (
+        "diazepam",
+        "lorazepam",
+        "Ann Example",
+        "Fixed-step taper",
+        "emergency number",
+        "plan warning: go slower if needed",
+    ):
         assert expected in pages[0]
     assert "December 2026" in pages[1] and "January 2027" in pages[2]
     assert "08:00 diazepam 5 mg" in pages[1]

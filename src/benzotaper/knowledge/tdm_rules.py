@@ -18,6 +18,7 @@ VERDICTS = ("consistent", "lower", "higher", "above_alert")
 _SECTIONS: dict[str, tuple[str, ...]] = {
     "error": ("proportional", "lloq_cv"),
     "levels": ("max_plausible",),
+    "fit": ("outlier_z",),
     "interpret": ("interval", "population_draws", "seed"),
     "eliminator": ("slow_below_centile", "fast_above_centile"),
     "sampling": ("settle_half_lives",),

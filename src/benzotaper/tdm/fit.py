@@ -1,7 +1,9 @@
 """Bayesian individualisation: MAP estimates of clearance (and volume where a prior exists) from levels.
 
-Objective (-2 log posterior, Sheiner 1979): for each measured level ((y - f)/sd)^2 + 2 log sd with the
-proportional + additive error; a level below the LLOQ adds -2 log P(level < LLOQ) (Beal's M3); each
+Objective (-2 log posterior, Sheiner 1979): for each measured level ((ln y - ln f)/s)^2, where
+s = sqrt(prop^2 + (add/y)^2) is the proportional + additive error at the measured level on the log
+scale (log-transform-both-sides: the fit is monotone in the level and never saturates); a level below
+the LLOQ adds -2 log P(ln level < ln LLOQ) (Beal's M3); each
 free parameter adds (eta/omega)^2, theta = typical * exp(eta), omega^2 = ln(1 + CV^2) from the
 knowledge base. A damped Newton method gets value, gradient and Hessian from one batched PK
 evaluation per iteration; uncertainty is the Laplace approximation at the mode.
@@ -18,10 +20,11 @@ from scipy.special import log_ndtr
 from benzotaper.errors import LevelsError
 from benzotaper.knowledge.tdm_rules import load_tdm_knowledge
 from benzotaper.pk import ParameterSet, PKModel, typical
-from benzotaper.tdm.errormodel import ErrorModel, error_model
+from benzotaper.tdm.errormodel import error_model
 from benzotaper.tdm.patient import Patient
 
 FloatArray = NDArray[np.float64]
+_TINY = 1e-9  # ng/mL: floor before taking logs (not a clinical number)
 _STEP = 1e-3  # finite-difference step in eta (log-parameter) units
 _BOUND_OMEGAS = 5.0
 _MAX_ITER = 60
@@ -83,20 +86,18 @@ class Objective:
     patient: Patient
     free: tuple[FreeParameter, ...]
     used: NDArray[np.int64]
-    err: ErrorModel
+    log_level: FloatArray  # ln of each used level (of the LLOQ if censored)
+    sd: FloatArray  # residual SD on the log scale at that level
 
     def __call__(self, eta: FloatArray) -> FloatArray:
         eta = np.atleast_2d(eta)
         pred = self.patient.predict(parameters_for(self.patient.model, self.free, eta))[:, self.used]
-        sd = self.err.sd(pred)
         total = np.zeros(eta.shape[0])
+        log_pred = np.log(np.maximum(pred, _TINY))
         for col, j in enumerate(self.used):
             s = self.patient.samples[j]
-            if s.value is None:
-                assert s.lloq is not None
-                total -= 2 * log_ndtr((s.lloq - pred[:, col]) / sd[:, col])
-            else:
-                total += np.square((s.value - pred[:, col]) / sd[:, col]) + 2 * np.log(sd[:, col])
+            z = (self.log_level[col] - log_pred[:, col]) / self.sd[col]
+            total += -2 * log_ndtr(z) if s.value is None else np.square(z)
         omegas = np.array([f.omega for f in self.free])
         return np.asarray(total + np.sum(np.square(eta / omegas), axis=1), dtype=np.float64)
 
@@ -175,6 +176,14 @@ class Fit:
         return typ * float(np.exp(self.eta[j] - z * sd)), typ * float(np.exp(self.eta[j] + z * sd))
 
 
+def log_residuals(patient: Patient, used: NDArray[np.int64]) -> tuple[FloatArray, FloatArray]:
+    """ln level and its SD on the log scale: sqrt(prop^2 + (add/level)^2), the error model at the level."""
+    samples = [patient.samples[j] for j in used]
+    err = error_model(load_tdm_knowledge(), [s.lloq for s in samples])
+    at = np.maximum(np.array([s.value if s.value is not None else s.lloq or 0.0 for s in samples]), _TINY)
+    return np.log(at), np.asarray(err.sd(at) / at, dtype=np.float64)
+
+
 def _usable(patient: Patient) -> tuple[NDArray[np.int64], list[str]]:
     notes = []
     used = []
@@ -186,6 +195,22 @@ def _usable(patient: Patient) -> tuple[NDArray[np.int64], list[str]]:
         else:
             used.append(j)
     return np.asarray(used, dtype=np.int64), notes
+
+
+def _outliers(obj: Objective, eta: FloatArray) -> list[str]:
+    """Measured levels far from the individual prediction (log-scale residual beyond the tdm.toml limit)."""
+    limit = load_tdm_knowledge().value("fit", "outlier_z")
+    pred = obj.patient.predict(parameters_for(obj.patient.model, obj.free, eta[None, :]))[0, obj.used]
+    z = (obj.log_level - np.log(np.maximum(pred, _TINY))) / obj.sd
+    out = []
+    for col, j in enumerate(obj.used):
+        s = obj.patient.samples[j]
+        if s.value is not None and abs(z[col]) > limit:
+            out.append(
+                f"row {s.row}: {s.analyte} {s.value:.4g} ng/mL is far from the fitted model ({z[col]:+.1f} SD, "
+                f"predicted {pred[col]:.4g}): check its time and unit, the doses before it and extra intake"
+            )
+    return out
 
 
 def _positive_definite(h: FloatArray) -> tuple[FloatArray, bool]:
@@ -208,15 +233,22 @@ def fit(patient: Patient) -> Fit:
     used, notes = _usable(patient)
     if len(used) == 0:
         raise LevelsError("no sample can inform the fit: " + "; ".join(notes))
-    obj = Objective(patient, free, used, error_model(load_tdm_knowledge(), [s.lloq for s in patient.samples]))
+    obj = Objective(patient, free, used, *log_residuals(patient, used))
     bound = np.array([_BOUND_OMEGAS * f.omega for f in free])
     eta, value, converged = _newton(obj, bound)
     hess, ok = _positive_definite(obj.derivatives(eta)[2])
     cov = np.asarray(np.linalg.inv(hess / 2), dtype=np.float64)
+    prior = np.array([f.omega**2 for f in free])
+    loose = np.diag(cov) > prior
+    if np.any(loose):  # a posterior wider than the prior means the curvature was not trustworthy
+        cov[loose, :] = 0.0
+        cov[:, loose] = 0.0
+        cov[loose, loose] = prior[loose]
     if not ok:
         notes.append("the data do not pin down every parameter (flat posterior direction); its interval is the prior's")
     at_bound = [f.label for f, e, b in zip(free, eta, bound, strict=True) if abs(e) >= b - 1e-6]
     if at_bound:
         notes.append(f"{', '.join(at_bound)} at {_BOUND_OMEGAS:g} SD from typical: check doses, times and units")
+    notes += _outliers(obj, eta)
     used_t = tuple(int(j) for j in used)
     return Fit(patient, free, eta, cov, value, converged, used_t, tuple(notes))

@@ -128,7 +128,7 @@ def _value(knowledge: Knowledge, rec: dict[str, str], analyte: str, row: int) ->
     less = _LESS_THAN.match(raw)
     if less:
         limit = _concentration(knowledge, _number(less["n"], row, "value"), unit, analyte, row, "value")
-        return None, lloq if lloq is not None else limit
+        return None, max(limit, lloq or 0.0)  # '<5' says only 'below 5', whatever the lloq column says
     if raw.lower() in _BLQ_WORDS:
         if lloq is None:
             raise _fail(row, "lloq", "", "the lower limit of quantification when the value is reported as below it")
@@ -170,8 +170,8 @@ def read_samples(knowledge: Knowledge, text: str) -> list[Sample]:
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise LevelsError(f"levels file: missing column(s) {missing}; the header needs {list(REQUIRED)} (got {header})")
-    rows = [{(k or "").strip(): (v or "") for k, v in rec.items()} for rec in reader]
-    samples = [_sample(knowledge, rec, i + 2) for i, rec in enumerate(rows) if any(v.strip() for v in rec.values())]
+    rows = [({(k or "").strip(): (v or "") for k, v in rec.items()}, reader.line_num) for rec in reader]
+    samples = [_sample(knowledge, rec, line) for rec, line in rows if any(v.strip() for v in rec.values())]
     if not samples:
         raise LevelsError("levels file: no samples (one row per measured level)")
     return sorted(samples, key=lambda s: (s.sampled_at, s.row))

@@ -148,7 +148,7 @@ class Recovery:
     estimate: FloatArray
     low: FloatArray
     high: FloatArray
-    seconds: FloatArray
+    seconds: FloatArray  # wall time of each fit (build_patient not included)
     converged: int
     at_bound: int
     parameters: tuple[ParameterRecovery, ...]
@@ -215,8 +215,9 @@ def recover(
     seconds, converged, at_bound = [], 0, 0
     free: tuple[FreeParameter, ...] = ()
     for sim in patients:
+        patient = build_patient(knowledge, sim.samples, sig, since)
         t0 = clock.perf_counter()
-        result = fit(build_patient(knowledge, sim.samples, sig, since))
+        result = fit(patient)
         seconds.append(clock.perf_counter() - t0)
         free = result.free
         typ = np.array([f.typical for f in free])
