@@ -57,22 +57,10 @@ def reduce_to_stop(
         if current <= stop + EPS:
             return slots
         proposal = reducer.propose(current, first, slow)
-        window_start = history.next_start - timedelta(days=ctx.window_days - 1)
-        floor = (1 - ctx.max_fraction) * max(history.max_deq_since(window_start), current)
-        goal, rule, override = proposal.deq, proposal.rule, None
-        sources = proposal.sources
-        if goal < floor - EPS:
-            if ctx.override:
-                override = f"faster than {ctx.max_fraction:.0%} in {ctx.window_days} days: {ctx.override}"
-                floor = 0.0
-            else:
-                goal = floor
-                rule += f"; limited to {ctx.max_fraction:.0%} in {ctx.window_days} days"
-                sources = (*sources, "jcpg2025")
-        if goal < stop - EPS:
-            goal = stop
-            rule += f"; last dose before stopping is {stop:g} mg diazepam-equivalent"
-        cut = reduce_once(ctx, slots, goal, max(floor, stop - EPS) if goal >= stop - EPS else floor, main)
+        lim = apply_limits(ctx, history, current, proposal.deq, proposal.rule, stop)
+        goal, rule, override = lim.goal, lim.rule, lim.override
+        sources = (*proposal.sources, "jcpg2025") if lim.limited else proposal.sources
+        cut = reduce_once(ctx, slots, goal, lim.floor, main)
         if cut is None and current <= stop * (1 + ctx.max_fraction):
             return slots  # no practicable dose between the stop dose and today's: stop from here
         if cut is None:
@@ -82,6 +70,35 @@ def reduce_to_stop(
         append_step(ctx, history, "reduction", cut.slots, step_days, "; ".join([rule, *cut.notes]), sources, override)
         slots = cut.slots
     raise PlanError(f"the plan did not reach zero within {MAX_STEPS} steps; choose a faster strategy")
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    """A proposed daily dose after the safety limits: the goal, the floor no cut may pass, and why."""
+
+    goal: float
+    floor: float
+    rule: str
+    override: str | None
+    limited: bool
+
+
+def apply_limits(ctx: Context, history: History, current: float, goal: float, rule: str, stop: float) -> Limited:
+    """The 25%-in-14-days limit (unless a clinician overrides it) and the stop dose, applied to a proposal."""
+    window_start = history.next_start - timedelta(days=ctx.window_days - 1)
+    floor = (1 - ctx.max_fraction) * max(history.max_deq_since(window_start), current)
+    override, limited = None, False
+    if goal < floor - EPS:
+        if ctx.override:
+            override = f"faster than {ctx.max_fraction:.0%} in {ctx.window_days} days: {ctx.override}"
+            floor = 0.0
+        else:
+            goal, limited = floor, True
+            rule += f"; limited to {ctx.max_fraction:.0%} in {ctx.window_days} days"
+    if goal < stop - EPS:
+        goal = stop
+        rule += f"; last dose before stopping is {stop:g} mg diazepam-equivalent"
+    return Limited(goal, max(floor, stop - EPS) if goal >= stop - EPS else floor, rule, override, limited)
 
 
 def _switch_when_stuck(

@@ -30,7 +30,7 @@ from benzotaper.taper.plan import Plan, Step
 from benzotaper.taper.planner import PlanOptions, finish_draft, start_draft
 from benzotaper.taper.reduction import reduce_once
 from benzotaper.taper.state import EPS, Context, Slots, deq
-from benzotaper.taper.steps import MAX_STEPS, History, append_step, main_drug, preset_stop, stop_deq
+from benzotaper.taper.steps import MAX_STEPS, History, append_step, apply_limits, main_drug, preset_stop, stop_deq
 from benzotaper.tdm.patient import Patient, with_events
 
 FloatArray = NDArray[np.float64]
@@ -246,20 +246,8 @@ def guided_reduce(guide: Guide, ctx: Context, history: History, slots: Slots, pr
         if choice.goal >= current * (1 - HOLD_BELOW):
             _hold(ctx, history, slots, choice)
             continue
-        window_start = history.next_start - timedelta(days=ctx.window_days - 1)
-        floor = (1 - ctx.max_fraction) * max(history.max_deq_since(window_start), current)
-        goal, rule, override = choice.goal, choice.rule, None
-        if goal < floor - EPS:
-            if ctx.override:
-                override = f"faster than {ctx.max_fraction:.0%} in {ctx.window_days} days: {ctx.override}"
-                floor = 0.0
-            else:
-                goal = floor
-                rule += f"; limited to {ctx.max_fraction:.0%} in {ctx.window_days} days"
-        if goal < stop - EPS:
-            goal = stop
-            rule += f"; last dose before stopping is {stop:g} mg diazepam-equivalent"
-        safe = max(floor, stop - EPS) if goal >= stop - EPS else floor
+        lim = apply_limits(ctx, history, current, choice.goal, choice.rule, stop)
+        goal, rule, override, safe = lim.goal, lim.rule, lim.override, lim.floor
         cut = reduce_once(ctx, slots, goal, max(safe, min(choice.minimum, goal)), main)
         if cut is None:
             cut = reduce_once(ctx, slots, goal, safe, main)
