@@ -22,7 +22,15 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "interpret": ("interval", "population_draws", "seed"),
     "eliminator": ("slow_below_centile", "fast_above_centile"),
     "sampling": ("settle_half_lives",),
-    "guided": ("fall_per_week", "slow_below_fraction", "slow_factor", "weekly_tolerance", "step"),
+    "guided": (
+        "fall_per_week",
+        "slow_below_fraction",
+        "slow_factor",
+        "weekly_tolerance",
+        "step",
+        "hold_below",
+        "samples_ahead",
+    ),
 }
 
 

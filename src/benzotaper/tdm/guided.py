@@ -37,7 +37,6 @@ FloatArray = NDArray[np.float64]
 TRAJECTORIES = ("level", "occupancy")
 _HOUR = timedelta(hours=1)
 _WEEK = 7
-HOLD_BELOW = 0.01  # a cut under 1% of the dose is not worth a change: hold instead
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,11 @@ class Guide:
     trajectory: Trajectory
     intervals: tuple[int, ...]
     clock: time
+
+    @property
+    def hold_below(self) -> float:
+        """A cut smaller than this fraction of the dose is held instead (tdm.toml)."""
+        return load_tdm_knowledge().value("guided", "hold_below")
 
     def quantity(self, deq_level: FloatArray) -> FloatArray:
         """The guided quantity: the level itself, or the predicted occupancy."""
@@ -243,7 +247,7 @@ def guided_reduce(guide: Guide, ctx: Context, history: History, slots: Slots, pr
         if current <= stop + EPS:
             return slots
         choice = _choose(guide, history, slots, current, (day0, s0))
-        if choice.goal >= current * (1 - HOLD_BELOW):
+        if choice.goal >= current * (1 - guide.hold_below):
             _hold(ctx, history, slots, choice)
             continue
         lim = apply_limits(ctx, history, current, choice.goal, choice.rule, stop)

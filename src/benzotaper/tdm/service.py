@@ -24,8 +24,6 @@ from benzotaper.tdm.interpret import interpret, variability_notes
 from benzotaper.tdm.patient import Patient, build_patient, regimen_history
 from benzotaper.tdm.samples import Sample
 
-SAMPLES_AHEAD = 3
-
 
 def interpret_levels(knowledge: Knowledge, samples: list[Sample], sig: str, since: date) -> dict[str, Any]:
     """`levels interpret`: one entry per sample, plus notes on the model."""
@@ -127,7 +125,7 @@ def _proposal(
 def sampling_advice(plan: Plan) -> list[dict[str, str]]:
     """Trough samples before the morning dose at the start of the next reduction steps."""
     tdm = load_tdm_knowledge()
-    starts = [s for s in plan.steps[1:] if s.doses][:SAMPLES_AHEAD]
+    starts = [s for s in plan.steps[1:] if s.doses][: int(tdm.value("guided", "samples_ahead"))]
     out = []
     for step in starts:
         clock = min(d.time for d in step.doses)
