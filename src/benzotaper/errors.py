@@ -47,3 +47,7 @@ class AssessmentError(ValueError, BenzotaperError):
 
 class LevelsError(ValueError, BenzotaperError):
     """Serum levels that cannot be read or used as given (names the row, the column and the value)."""
+
+
+class CohortError(ValueError, BenzotaperError):
+    """OMOP input that cannot be used as given (names the table, the column and what is accepted)."""
