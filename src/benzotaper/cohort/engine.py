@@ -117,9 +117,11 @@ class Engine(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the engine."""
 
-    def write(self, sql: str, path: Path) -> int:
-        """Write a query result to `path` (.parquet or .csv); return the row count."""
-        table = self.arrow(sql)
+    def write(self, sql: str, path: Path, order: Sequence[tuple[str, str]] = ()) -> int:
+        """Write a query result to `path` (.parquet or .csv) in one portable schema and order."""
+        table = portable(self.arrow(sql))
+        if order:
+            table = table.sort_by(list(order))
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".parquet":
             pq.write_table(table, path)
@@ -129,6 +131,21 @@ class Engine(ABC):
                 writer.writerow(table.column_names)
                 writer.writerows(_csv_rows(table))
         return table.num_rows
+
+
+def portable(table: pa.Table) -> pa.Table:
+    """One schema whatever the engine: whole numbers int64, reals float64, all columns nullable."""
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_integer(t) or (pa.types.is_decimal(t) and t.scale == 0):
+            t = pa.int64()
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            t = pa.float64()
+        elif pa.types.is_large_string(t):
+            t = pa.string()
+        fields.append(pa.field(f.name, t, nullable=True))
+    return table.cast(pa.schema(fields))
 
 
 def _csv_rows(table: pa.Table) -> Iterator[list[object]]:
@@ -195,8 +212,8 @@ class DuckDBEngine(Engine):
         self.con.unregister(f"{name}_arrow")
 
     def arrow(self, sql: str) -> pa.Table:
-        cur = self.con.execute(sql)
-        fetch = getattr(cur, "to_arrow_table", None) or cur.fetch_arrow_table
+        rel = self.con.sql(sql)
+        fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
         result = fetch()
         return result if isinstance(result, pa.Table) else pa.table(result)
 
@@ -218,12 +235,13 @@ class SparkEngine(Engine):
             .config("spark.driver.memory", driver_memory)
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
             .config("spark.sql.ansi.enabled", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.driver.extraJavaOptions", "-Dderby.system.home=/tmp")
         )
-        if partitions:
-            builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
+        local = master.startswith("local")
+        builder = builder.config("spark.sql.shuffle.partitions", str(partitions or (8 if local else 200)))
         self.spark = builder.getOrCreate()
         self.spark.sparkContext.setLogLevel("ERROR")
         self._cached: dict[str, Any] = {}

@@ -340,25 +340,29 @@ def _write(
     eng: Engine, s: CohortSettings, ck: CohortKnowledge, out_dir: Path, fmt: str, mapping: list[dict[str, Any]]
 ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    order = {
-        "episodes": "SELECT * FROM episodes ORDER BY person_id, episode_no",
-        "by_year_age_sex": f"SELECT * FROM ({queries.by_year_age_sex(s, ck.omop.male, ck.omop.female)}) t"
-        " ORDER BY year, age_band, sex",
-        "by_year_drug": f"SELECT * FROM ({queries.by_year_drug(s)}) t ORDER BY year, drug",
-        "quality": f"SELECT * FROM ({queries.quality(eng.dialect)}) t"
-        " ORDER BY kind, route_group, ingredient, duration_rule, dose_rule, doses_rule",
+    queries_by_name = {
+        "episodes": ("SELECT * FROM episodes", ("person_id", "episode_no")),
+        "by_year_age_sex": (
+            queries.by_year_age_sex(s, ck.omop.male, ck.omop.female),
+            ("year", "age_band", "sex"),
+        ),
+        "by_year_drug": (queries.by_year_drug(s), ("year", "drug")),
+        "quality": (
+            queries.quality(eng.dialect),
+            ("kind", "route_group", "ingredient", "duration_rule", "dose_rule", "doses_rule"),
+        ),
     }
     outputs: dict[str, Path] = {}
-    for name, sql in order.items():
+    for name, (sql, keys) in queries_by_name.items():
         path = out_dir / f"{name}.{fmt}"
-        eng.write(sql, path)
+        eng.write(sql, path, [(k, "ascending") for k in keys])
         outputs[name] = path
     eng.create("person_summary", queries.person_summary(s))
     outputs["candidates"] = _write_candidates(eng, s, out_dir, fmt)
     mapping_cols = [("status", "TEXT"), ("method", "TEXT"), ("kind", "TEXT"), ("ingredient", "TEXT"), ("rows", "BIGINT"), ("examples", "TEXT")]
     eng.put("mapping_report", arrow_table(mapping_cols, [tuple(m.values()) for m in mapping]))
     outputs["mapping"] = out_dir / f"mapping.{fmt}"
-    eng.write("SELECT * FROM mapping_report ORDER BY status, method, kind, ingredient", outputs["mapping"])
+    eng.write("SELECT * FROM mapping_report", outputs["mapping"], [(k, "ascending") for k in ("status", "method", "kind", "ingredient")])
     return outputs
 
 
@@ -383,13 +387,12 @@ SELECT * FROM (
          {cols}, {score} AS reasons
   FROM person_summary
 ) t WHERE reasons > 0
-ORDER BY reasons DESC, max_daily_de_mg DESC, person_id
 """
 
 
 def _write_candidates(eng: Engine, s: CohortSettings, out_dir: Path, fmt: str) -> Path:
     path = out_dir / f"candidates.{fmt}"
-    eng.write(candidate_sql(s), path)
+    eng.write(candidate_sql(s), path, [("reasons", "descending"), ("max_daily_de_mg", "descending"), ("person_id", "ascending")])
     return path
 
 
