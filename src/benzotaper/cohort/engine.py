@@ -102,6 +102,10 @@ class Engine(ABC):
     def create(self, name: str, sql: str) -> None:
         """Materialise the result of `sql` as table `name` (replacing it)."""
 
+    def view(self, name: str, sql: str) -> None:
+        """Expose `sql` as `name` without computing it (input projections)."""
+        self.create(name, sql)
+
     @abstractmethod
     def rows(self, sql: str) -> tuple[list[str], Rows]:
         """Run a query and return its column names and rows (for small results)."""
@@ -201,6 +205,21 @@ class DuckDBEngine(Engine):
     def create(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
 
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+
+    def write(self, sql: str, path: Path, order: Sequence[tuple[str, str]] = ()) -> int:
+        """Parquet straight from DuckDB (COPY), never through Python memory; CSV via the common path."""
+        if path.suffix != ".parquet":
+            return super().write(sql, path, order)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        described = self.con.execute(f"DESCRIBE SELECT * FROM ({sql}) q").fetchall()
+        cols = ", ".join(f'CAST("{name}" AS {_portable_duck(kind)}) AS "{name}"' for name, kind, *_ in described)
+        keys = ", ".join(f'"{k}" {"DESC" if d == "descending" else "ASC"}' for k, d in order)
+        ordered = f" ORDER BY {keys}" if keys else ""
+        self.con.execute(f"COPY (SELECT {cols} FROM ({sql}) q{ordered}) TO '{_quote(str(path))}' (FORMAT parquet)").fetchall()
+        return int(self.con.execute(f"SELECT COUNT(*) FROM read_parquet('{_quote(str(path))}')").fetchall()[0][0])
+
     def rows(self, sql: str) -> tuple[list[str], Rows]:
         cur = self.con.execute(sql)
         cols = [d[0] for d in cur.description or []]
@@ -251,6 +270,9 @@ class SparkEngine(Engine):
         df = reader.parquet(str(path)) if fmt == "parquet" else reader.option("header", "true").csv(str(path))
         df.createOrReplaceTempView(name)
         return [c.lower() for c in df.columns]
+
+    def view(self, name: str, sql: str) -> None:
+        self.spark.sql(sql).createOrReplaceTempView(name)
 
     def load_database_table(self, name: str, database: Path, table: str) -> list[str] | None:
         raise CohortError(
@@ -309,6 +331,18 @@ class SparkEngine(Engine):
         for df in self._cached.values():
             df.unpersist()
         self._cached.clear()
+
+
+def _portable_duck(kind: str) -> str:
+    """DuckDB column type -> the portable output type (as `portable` does for Arrow)."""
+    upper = kind.upper()
+    if upper in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER"):
+        return "BIGINT"
+    if upper.startswith("DECIMAL") and upper.endswith(",0)"):
+        return "BIGINT"
+    if upper in ("FLOAT", "DOUBLE", "REAL") or upper.startswith("DECIMAL"):
+        return "DOUBLE"
+    return kind
 
 
 def _quote(text: str) -> str:

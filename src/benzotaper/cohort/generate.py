@@ -351,7 +351,7 @@ class _Maker:
     def _short_course(self, t: Template) -> None:
         ing = self.rng.choice(SHORT_DRUGS)
         mg, n = self.dose(ing, 2, 20)
-        days = self.rng.choice((7, 14, 21, 28))
+        days = self.rng.choice((7, 14, 21, 28, 28, 42, 56))
         start = self.rng.randint(0, 2500)
         r = self.rng.random()
         if r < 0.08 and self._quantity_only(t, ing, start, days):

@@ -139,7 +139,7 @@ def load_tables(engine: Engine, source: Path) -> set[str]:
             missing.append("drug_concept_id or drug_source_value")
         if missing:
             raise CohortError(f"table {table}: missing column(s) {', '.join(missing)} (OMOP CDM v5.4 names)")
-        engine.create(table, queries.typed(f"raw_{table}", columns, set(cols), engine.dialect))
+        engine.view(table, queries.typed(f"raw_{table}", columns, set(cols), engine.dialect))
         present.add(table)
     return present
 
@@ -318,9 +318,10 @@ def run_cohort(
         eng.create("exposure", queries.exposure(s, eng.dialect))
         eng.create("bzd_rx", queries.bzd_rx(s, eng.dialect))
         step("daily doses and episodes")
+        eng.create("episode_base", queries.episode_base(eng.dialect))
         eng.create("segments", queries.segments(eng.dialect))
         eng.create("prescriber_peak", queries.prescriber_peak(s, eng.dialect))
-        eng.create("episodes", queries.episodes(s, eng.dialect))
+        eng.create("episodes", queries.episodes(s))
         step("indicators")
         eng.put("years", arrow_table([("year", "INT")], [(y,) for y in _years(eng)]))
         eng.create("person_years", queries.person_years(s))

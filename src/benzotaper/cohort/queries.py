@@ -121,48 +121,75 @@ LEFT JOIN sig_map sm ON sm.sig = lower(trim(x.sig))
 def bzd_rx(s: CohortSettings, d: Dialect) -> str:
     """Oral BZD/Z-drug prescriptions with their episode number and superseded end (`eff_end`)."""
     order = "ORDER BY start_date, drug_exposure_id"
+    prev_end = f"max(end_date) OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
     return f"""
 WITH i AS (
-  SELECT x.*, COALESCE(ir.at_risk, 0) AS interdose
+  SELECT x.drug_exposure_id, x.person_id, x.ingredient, x.start_date, x.end_date, x.duration, x.daily_de,
+         x.provider_id, COALESCE(ir.at_risk, 0) AS interdose
   FROM exposure x
   LEFT JOIN interdose ir ON ir.ingredient = x.ingredient AND ir.doses_per_day = x.doses_per_day
   WHERE x.kind = 'bzd' AND x.route_group IN ('oral', 'oromucosal')
 ), o AS (
-  SELECT i.*,
-         max(end_date) OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end,
+  SELECT i.*, {prev_end} AS prev_end,
          lead(start_date) OVER (PARTITION BY person_id, ingredient {order}) AS next_same
   FROM i
+), f AS (
+  SELECT o.*, CASE WHEN prev_end IS NULL OR {d.days("prev_end", "start_date")} - 1 > {s.gap_days} THEN 1 ELSE 0 END
+         AS is_start
+  FROM o
 )
-SELECT o.*,
-       SUM(CASE WHEN prev_end IS NULL OR {d.days("prev_end", "start_date")} - 1 > {s.gap_days} THEN 1 ELSE 0 END)
-         OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode_no,
+SELECT f.drug_exposure_id, f.person_id, f.ingredient, f.start_date, f.end_date, f.duration, f.daily_de,
+       f.provider_id, f.interdose, f.is_start,
+       SUM(is_start) OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode_no,
        CASE WHEN next_same IS NOT NULL AND next_same <= end_date THEN {d.add_days("next_same", "-1")}
             ELSE end_date END AS eff_end
-FROM o
+FROM f
+"""
+
+
+def episode_base(d: Dialect) -> str:
+    """Per episode: span, prescriptions, cumulative dose, dose trend, distinct prescribers."""
+    x = d.days(ORIGIN, "start_date")
+    return f"""
+SELECT person_id, episode_no, MIN(start_date) AS episode_start, MAX(end_date) AS episode_end,
+       {d.days("MIN(start_date)", "MAX(end_date)")} + 1 AS duration_days,
+       COUNT(*) AS prescriptions, {d.sorted_set("ingredient")} AS ingredients,
+       SUM(daily_de * duration) AS cumulative_de_mg,
+       SUM(CASE WHEN daily_de IS NOT NULL THEN duration END) AS dosed_days,
+       COUNT(daily_de) AS dosed_prescriptions,
+       regr_slope(daily_de, {x}) AS slope_per_day,
+       COUNT(DISTINCT provider_id) AS prescribers,
+       MAX(interdose) AS interdose_risk
+FROM bzd_rx GROUP BY person_id, episode_no
 """
 
 
 def segments(d: Dialect) -> str:
-    """Sweep over start/stop events: each stretch of days with its total daily dose and counts."""
+    """Sweep over start/stop events: each stretch of days with its total daily dose and counts.
+
+    Episode starts are events too, so the running count of them numbers each stretch's episode.
+    Same-day events are not merged: stretches between them last 0 days and are dropped, and the
+    last event of a day carries the day's totals.
+    """
     bzd = "bzd_rx WHERE eff_end >= start_date"
     opioid = "exposure WHERE kind = 'opioid' AND route_group <> 'parenteral'"
     part = "PARTITION BY person_id ORDER BY day"
+    run = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     return f"""
 WITH ev AS (
-  SELECT person_id, start_date AS day, COALESCE(daily_de, 0.0) AS d_de, 1 AS d_b, 0 AS d_o FROM {bzd}
-  UNION ALL SELECT person_id, {d.add_days("eff_end", "1")}, -COALESCE(daily_de, 0.0), -1, 0 FROM {bzd}
-  UNION ALL SELECT person_id, start_date, 0.0, 0, 1 FROM {opioid}
-  UNION ALL SELECT person_id, {d.add_days("end_date", "1")}, 0.0, 0, -1 FROM {opioid}
-), agg AS (
-  SELECT person_id, day, SUM(d_de) AS d_de, SUM(d_b) AS d_b, SUM(d_o) AS d_o FROM ev GROUP BY person_id, day
+  SELECT person_id, start_date AS day, COALESCE(daily_de, 0.0) AS d_de, 1 AS d_b, 0 AS d_o, 0 AS d_e FROM {bzd}
+  UNION ALL SELECT person_id, {d.add_days("eff_end", "1")}, -COALESCE(daily_de, 0.0), -1, 0, 0 FROM {bzd}
+  UNION ALL SELECT person_id, start_date, 0.0, 0, 0, 1 FROM bzd_rx WHERE is_start = 1
+  UNION ALL SELECT person_id, start_date, 0.0, 0, 1, 0 FROM {opioid}
+  UNION ALL SELECT person_id, {d.add_days("end_date", "1")}, 0.0, 0, -1, 0 FROM {opioid}
 ), lv AS (
   SELECT person_id, day, lead(day) OVER ({part}) AS next_day,
-         SUM(d_de) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS de,
-         SUM(d_b) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS nb,
-         SUM(d_o) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS n_o
-  FROM agg
+         SUM(d_de) OVER ({part} {run}) AS de, SUM(d_b) OVER ({part} {run}) AS nb,
+         SUM(d_o) OVER ({part} {run}) AS n_o, SUM(d_e) OVER ({part} {run}) AS episode_no
+  FROM ev
 )
-SELECT person_id, day, {d.days("day", "next_day")} AS days, de, nb, n_o FROM lv WHERE nb >= 1 AND next_day IS NOT NULL
+SELECT person_id, episode_no, {d.days("day", "next_day")} AS days, de, nb, n_o
+FROM lv WHERE nb >= 1 AND next_day > day
 """
 
 
@@ -177,10 +204,11 @@ def prescriber_peak(s: CohortSettings, d: Dialect) -> str:
     key = "person_id, episode_no, provider_id"
     return f"""
 WITH p AS (
-  SELECT person_id, episode_no, provider_id, drug_exposure_id, start_date,
+  SELECT r.person_id, r.episode_no, r.provider_id, r.drug_exposure_id, r.start_date,
          MAX({d.add_days("start_date", str(w - 1))}) OVER (PARTITION BY {key} {order}
              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-  FROM bzd_rx WHERE provider_id IS NOT NULL
+  FROM bzd_rx r WHERE provider_id IS NOT NULL AND EXISTS (
+    SELECT 1 FROM episode_base g WHERE g.person_id = r.person_id AND g.episode_no = r.episode_no AND g.prescribers >= 2)
 ), isl AS (
   SELECT p.*, SUM(CASE WHEN prev_end IS NULL OR start_date > prev_end THEN 1 ELSE 0 END)
          OVER (PARTITION BY {key} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
@@ -201,9 +229,8 @@ SELECT person_id, episode_no, MAX(active) AS window_prescribers FROM run GROUP B
 """
 
 
-def episodes(s: CohortSettings, d: Dialect) -> str:
+def episodes(s: CohortSettings) -> str:
     """One row per episode: span, doses, sweep results, prescribers, and the indicator flags."""
-    x = d.days(ORIGIN, "start_date")
     flags = ",\n       ".join(
         f"CASE WHEN g.duration_days > {t.days} THEN 1 ELSE 0 END AS long_term_{t.name}" for t in s.long_term
     )
@@ -212,24 +239,13 @@ def episodes(s: CohortSettings, d: Dialect) -> str:
         f"{s.escalation_min_prescriptions} AND g.slope_per_day * 365.0 >= {s.escalation_per_year} * "
         f"(g.cumulative_de_mg / g.dosed_days) THEN 1 ELSE 0 END"
     )
+    window = "CASE WHEN g.prescribers <= 1 THEN g.prescribers ELSE COALESCE(pp.window_prescribers, 0) END"
     return f"""
-WITH g AS (
-  SELECT person_id, episode_no, MIN(start_date) AS episode_start, MAX(end_date) AS episode_end,
-         {d.days("MIN(start_date)", "MAX(end_date)")} + 1 AS duration_days,
-         COUNT(*) AS prescriptions, {d.sorted_set("ingredient")} AS ingredients,
-         SUM(daily_de * duration) AS cumulative_de_mg,
-         SUM(CASE WHEN daily_de IS NOT NULL THEN duration END) AS dosed_days,
-         COUNT(daily_de) AS dosed_prescriptions,
-         regr_slope(daily_de, {x}) AS slope_per_day,
-         COUNT(DISTINCT provider_id) AS prescribers,
-         MAX(interdose) AS interdose_risk
-  FROM bzd_rx GROUP BY person_id, episode_no
-), sw AS (
-  SELECT e.person_id, e.episode_no, MAX(CASE WHEN sg.de > 0 THEN sg.de END) AS max_daily_de_mg,
-         SUM(CASE WHEN sg.nb >= 2 THEN sg.days ELSE 0 END) AS concurrent_days,
-         SUM(CASE WHEN sg.n_o >= 1 THEN sg.days ELSE 0 END) AS opioid_overlap_days
-  FROM g e JOIN segments sg ON sg.person_id = e.person_id AND sg.day BETWEEN e.episode_start AND e.episode_end
-  GROUP BY e.person_id, e.episode_no
+WITH sw AS (
+  SELECT person_id, episode_no, MAX(CASE WHEN de > 1e-9 THEN de END) AS max_daily_de_mg,
+         SUM(CASE WHEN nb >= 2 THEN days ELSE 0 END) AS concurrent_days,
+         SUM(CASE WHEN n_o >= 1 THEN days ELSE 0 END) AS opioid_overlap_days
+  FROM segments GROUP BY person_id, episode_no
 )
 SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_days, g.prescriptions, g.ingredients,
        g.cumulative_de_mg, g.dosed_days, sw.max_daily_de_mg,
@@ -237,14 +253,14 @@ SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_day
        CASE WHEN g.dosed_prescriptions >= 2 AND g.dosed_days > 0 AND g.cumulative_de_mg > 0
             THEN g.slope_per_day * 365.0 / (g.cumulative_de_mg / g.dosed_days) END AS trend_per_year,
        COALESCE(sw.concurrent_days, 0) AS concurrent_days, COALESCE(sw.opioid_overlap_days, 0) AS opioid_overlap_days,
-       g.prescribers, COALESCE(pp.window_prescribers, 0) AS window_prescribers, g.interdose_risk,
+       g.prescribers, {window} AS window_prescribers, g.interdose_risk,
        {flags},
        CASE WHEN sw.max_daily_de_mg > {s.high_dose_de_mg} THEN 1 ELSE 0 END AS high_dose,
        {esc} AS escalation,
        CASE WHEN COALESCE(sw.concurrent_days, 0) > 0 THEN 1 ELSE 0 END AS concurrent_bzd,
        CASE WHEN COALESCE(sw.opioid_overlap_days, 0) > 0 THEN 1 ELSE 0 END AS opioid_coprescription,
-       CASE WHEN COALESCE(pp.window_prescribers, 0) >= {s.min_prescribers} THEN 1 ELSE 0 END AS multiple_prescribers
-FROM g LEFT JOIN sw ON sw.person_id = g.person_id AND sw.episode_no = g.episode_no
+       CASE WHEN {window} >= {s.min_prescribers} THEN 1 ELSE 0 END AS multiple_prescribers
+FROM episode_base g LEFT JOIN sw ON sw.person_id = g.person_id AND sw.episode_no = g.episode_no
 LEFT JOIN prescriber_peak pp ON pp.person_id = g.person_id AND pp.episode_no = g.episode_no
 """
 
@@ -281,11 +297,13 @@ def by_year_age_sex(s: CohortSettings, male: int, female: int) -> str:
 WITH people AS (
   SELECT person_id, year_of_birth, CASE WHEN gender_concept_id = {male} THEN 'M'
          WHEN gender_concept_id = {female} THEN 'F' ELSE 'unknown' END AS sex FROM person
+), cohorts AS (
+  SELECT year_of_birth, sex, COUNT(*) AS n FROM people GROUP BY year_of_birth, sex
 ), pop AS (
-  SELECT y.year, {band} AS age_band, p.sex, COUNT(*) AS population
-  FROM people p JOIN years y ON p.year_of_birth <= y.year
-  JOIN age_bands b ON y.year - p.year_of_birth BETWEEN b.lo AND b.hi
-  GROUP BY y.year, {band}, p.sex
+  SELECT y.year, {band} AS age_band, c.sex, SUM(c.n) AS population
+  FROM cohorts c JOIN years y ON c.year_of_birth <= y.year
+  JOIN age_bands b ON y.year - c.year_of_birth BETWEEN b.lo AND b.hi
+  GROUP BY y.year, {band}, c.sex
 ), users AS (
   SELECT py.year, {band} AS age_band, p.sex, COUNT(*) AS users, {counts}
   FROM person_years py JOIN people p ON p.person_id = py.person_id
@@ -299,13 +317,18 @@ FROM pop LEFT JOIN users u ON u.year = pop.year AND u.age_band = pop.age_band AN
 
 def by_year_drug(s: CohortSettings) -> str:
     """Users of each ingredient per year and how many of them meet each indicator."""
-    counts = ", ".join(f"COUNT(DISTINCT CASE WHEN e.{f} = 1 THEN e.person_id END) AS {f}" for f in indicator_names(s))
+    names = indicator_names(s)
+    flags = ", ".join(f"MAX(e.{f}) AS {f}" for f in names)
+    sums = ", ".join(f"SUM({f}) AS {f}" for f in names)
     return f"""
-WITH used AS (SELECT DISTINCT person_id, episode_no, ingredient FROM bzd_rx)
-SELECT y.year, u.ingredient AS drug, COUNT(DISTINCT e.person_id) AS users, {counts}
-FROM used u JOIN episodes e ON e.person_id = u.person_id AND e.episode_no = u.episode_no
-JOIN years y ON y.year BETWEEN year(e.episode_start) AND year(e.episode_end)
-GROUP BY y.year, u.ingredient
+WITH used AS (SELECT DISTINCT person_id, episode_no, ingredient FROM bzd_rx),
+pyd AS (
+  SELECT u.person_id, y.year, u.ingredient, {flags}
+  FROM used u JOIN episodes e ON e.person_id = u.person_id AND e.episode_no = u.episode_no
+  JOIN years y ON y.year BETWEEN year(e.episode_start) AND year(e.episode_end)
+  GROUP BY u.person_id, y.year, u.ingredient
+)
+SELECT year, ingredient AS drug, COUNT(*) AS users, {sums} FROM pyd GROUP BY year, ingredient
 """
 
 
