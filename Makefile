@@ -17,6 +17,7 @@ run: install
 	$(VENV)/bin/benzotaper demo
 
 test: install
+	bash scripts/install-java.sh
 	$(PY) -m pytest
 
 lint: install

@@ -73,7 +73,9 @@ def run_command(
     report: Annotated[Path | None, Opt("--report", help="Write an HTML summary with charts here")] = None,
     fmt: Annotated[str, Opt("--format", help="Result tables as parquet or csv")] = "parquet",
     gap_days: Annotated[int | None, Opt("--gap-days", help="Days without supply that end an episode")] = None,
-    high_dose: Annotated[float | None, Opt("--high-dose", help="High dose above this diazepam-equivalent mg/day")] = None,
+    high_dose: Annotated[
+        float | None, Opt("--high-dose", help="High dose above this diazepam-equivalent mg/day")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find long-term, high-dose and escalating use; write tables, summary.json and an HTML report."""
@@ -146,7 +148,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
     other = {m["status"]: 0 for m in summary["mapping"]}
     for m in summary["mapping"]:
         other[m["status"]] += m["rows"]
-    out.print("rows by mapping status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(other.items())) + f" (mapped {mapped:,})")
-    out.print(f"review candidates: {summary['review_candidates']:,}; tables in {Path(summary['outputs']['episodes']).parent}")
+    out.print(
+        "rows by mapping status: " + ", ".join(f"{k} {v:,}" for k, v in sorted(other.items())) + f" (mapped {mapped:,})"
+    )
+    out.print(
+        f"review candidates: {summary['review_candidates']:,}; tables in {Path(summary['outputs']['episodes']).parent}"
+    )
     if "report" in summary:
         out.print(f"report: {summary['report']}")

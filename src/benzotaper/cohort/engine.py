@@ -134,7 +134,7 @@ class Engine(ABC):
                 writer = csv.writer(handle)
                 writer.writerow(table.column_names)
                 writer.writerows(_csv_rows(table))
-        return table.num_rows
+        return int(table.num_rows)
 
 
 def portable(table: pa.Table) -> pa.Table:
@@ -217,7 +217,9 @@ class DuckDBEngine(Engine):
         cols = ", ".join(f'CAST("{name}" AS {_portable_duck(kind)}) AS "{name}"' for name, kind, *_ in described)
         keys = ", ".join(f'"{k}" {"DESC" if d == "descending" else "ASC"}' for k, d in order)
         ordered = f" ORDER BY {keys}" if keys else ""
-        self.con.execute(f"COPY (SELECT {cols} FROM ({sql}) q{ordered}) TO '{_quote(str(path))}' (FORMAT parquet)").fetchall()
+        self.con.execute(
+            f"COPY (SELECT {cols} FROM ({sql}) q{ordered}) TO '{_quote(str(path))}' (FORMAT parquet)"
+        ).fetchall()
         return int(self.con.execute(f"SELECT COUNT(*) FROM read_parquet('{_quote(str(path))}')").fetchall()[0][0])
 
     def rows(self, sql: str) -> tuple[list[str], Rows]:

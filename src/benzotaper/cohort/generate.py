@@ -175,7 +175,7 @@ def vocabulary_tables(vocab: Vocabulary) -> dict[str, pa.Table]:
     for p in every:
         concept.append((p.concept_id, p.name, p.vocabulary, "Clinical Drug", "S", p.code))
     ancestor = [(cid, cid) for cid in vocab.ingredient_ids.values()]
-    strength = []
+    strength: list[tuple[Any, ...]] = []
     for p in [*vocab.products.values(), *vocab.iv.values()]:
         ing = vocab.ingredient_ids[p.ingredient]
         ancestor.append((ing, p.concept_id))
@@ -214,7 +214,10 @@ class _Maker:
 
     def __init__(self, knowledge: Knowledge, ck: CohortKnowledge, vocab: Vocabulary, rng: random.Random):
         self.k, self.ck, self.v, self.rng = knowledge, ck, vocab, rng
-        self.de = {d: diazepam_equivalent_mg(knowledge, d, 1.0) for d in {p.ingredient for p in vocab.products.values() if p.kind == "bzd"}}
+        self.de = {
+            d: diazepam_equivalent_mg(knowledge, d, 1.0)
+            for d in {p.ingredient for p in vocab.products.values() if p.kind == "bzd"}
+        }
         self.ddd = {d: q.value for d, q in ck.ddd.items()}
         self.strengths: dict[str, list[float]] = {}
         for ing, mg in vocab.products:
@@ -223,7 +226,9 @@ class _Maker:
             v.sort()
 
     # --- rows ---------------------------------------------------------------------------------
-    def rx(self, t: Template, ing: str, mg: float, per_day: int, start: int, days: int, provider: int, **kw: Any) -> dict[str, Any]:
+    def rx(
+        self, t: Template, ing: str, mg: float, per_day: int, start: int, days: int, provider: int, **kw: Any
+    ) -> dict[str, Any]:
         """One dispensing with the site's usual fields; `kw` can blank or replace some."""
         p = self.v.products[(ing, mg)]
         row: dict[str, Any] = {
@@ -387,7 +392,9 @@ class _Maker:
             self.episode_truth(t, [row])
             day += days + NEW_EPISODE_GAP + self.rng.randint(0, 300)
 
-    def _long(self, t: Template, doses: list[tuple[float, int]], ing: str, providers: list[int], **extra: Any) -> list[dict[str, Any]]:
+    def _long(
+        self, t: Template, doses: list[tuple[float, int]], ing: str, providers: list[int], **extra: Any
+    ) -> list[dict[str, Any]]:
         start = self.rng.randint(0, 1500)
         rows = self.course(t, ing, doses, start, self.rng.choice((28, 30)), providers)
         self.episode_truth(t, rows, **extra)
@@ -439,7 +446,9 @@ class _Maker:
         peak = max(max(r["daily_de"] for r in rows), both)
         self.episode_truth(t, rows, concurrent_days=overlap, max_daily_de_mg=peak)
 
-    def _maybe_opioid(self, t: Template, host: dict[str, Any], chance: float, course: list[dict[str, Any]] | None = None) -> None:
+    def _maybe_opioid(
+        self, t: Template, host: dict[str, Any], chance: float, course: list[dict[str, Any]] | None = None
+    ) -> None:
         """An opioid course inside one BZD prescription's own days (not cut short by a refill)."""
         if self.rng.random() >= chance:
             return
@@ -455,9 +464,7 @@ class _Maker:
         first = host["start"] + self.rng.randint(0, span - length)
         name, mg = self.rng.choice(OPIOIDS)
         p = self.v.products[(name, mg)]
-        t.rows.append(
-            self._plain(p, first, length - 1, quantity=float(length * 2), days_supply=length, provider=7)
-        )
+        t.rows.append(self._plain(p, first, length - 1, quantity=float(length * 2), days_supply=length, provider=7))
         t.episodes[-1]["opioid_overlap_days"] = length
 
 
@@ -554,7 +561,7 @@ def generate(
     mean_rows = float(pool.counts.mean())
     while written < rows:
         want = rows - written
-        n_people = max(1, min(int(chunk_rows / mean_rows), int(math.ceil(want / mean_rows))))
+        n_people = max(1, min(int(chunk_rows / mean_rows), math.ceil(want / mean_rows)))
         pick = rng.integers(0, len(pool.counts), n_people)
         cum = np.cumsum(pool.counts[pick])
         if cum[-1] > want:  # stop at the person who reaches the target
@@ -563,7 +570,7 @@ def generate(
         shift = rng.integers(-365, 366, n_people)
         ids = np.arange(next_person, next_person + n_people, dtype=np.int64)
         n_rows = _write_chunk(out_dir, files, pool, pick, ids, shift, written)
-        non_users = int(round(n_people * non_users_per_user))
+        non_users = round(n_people * non_users_per_user)
         _write_people(out_dir, files, pool, pick, ids, rng, non_users, next_person + n_people)
         _write_truth(out_dir, files, pool, pick, ids, shift)
         next_person += n_people + non_users
@@ -574,7 +581,7 @@ def generate(
         if progress:
             progress(n_rows)
     meta = {"rows": written, "persons": persons, "users": users, "seed": seed, "templates": len(pool.counts)}
-    (out_dir / "truth" / "generated.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    (out_dir / "generated.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return Generated(written, persons, users, files, out_dir)
 
 
@@ -626,7 +633,9 @@ def _write_people(
         {
             "person_id": pa.array(np.concatenate([ids, other])),
             "gender_concept_id": pa.array(np.concatenate([pool.sex[pick], rng.choice([8507, 8532], non_users)])),
-            "year_of_birth": pa.array(np.concatenate([pool.yob[pick], rng.integers(1930, 2020, non_users)]).astype("int32")),
+            "year_of_birth": pa.array(
+                np.concatenate([pool.yob[pick], rng.integers(1930, 2020, non_users)]).astype("int32")
+            ),
             "race_concept_id": pa.array(np.zeros(len(ids) + non_users, dtype=np.int64)),
             "ethnicity_concept_id": pa.array(np.zeros(len(ids) + non_users, dtype=np.int64)),
         }
@@ -658,7 +667,9 @@ def _write_truth(out_dir: Path, part: int, pool: _Pool, pick: np.ndarray, ids: n
     take = pa.array(idx)
     cols: dict[str, Any] = {
         "person_id": pa.array(np.repeat(ids, counts)),
-        "archetype": pa.array([t.archetype for t in pool.templates], pa.string()).take(pa.array(np.repeat(pick, counts))),
+        "archetype": pa.array([t.archetype for t in pool.templates], pa.string()).take(
+            pa.array(np.repeat(pick, counts))
+        ),
         "episode_start": _dates(np.array([e["start"] for e in eps], dtype=np.int64)[idx] + day_shift),
         "episode_end": _dates(np.array([e["end"] for e in eps], dtype=np.int64)[idx] + day_shift),
         "ingredients": pa.array([e["ingredients"] for e in eps], pa.string()).take(take),

@@ -185,7 +185,11 @@ def map_product(
     if product is None:
         status = "out_of_scope" if concept_name else "unmapped"
         return Product(None, None, None, None, hint, "none", status)
-    return Product(product.ingredient, product.kind, product.unit_mg, product.form, hint, product.method, product.status)
+    if hint is None and product.form == "solid":
+        hint = "oral"  # tablets and capsules with no route recorded are taken by mouth
+    return Product(
+        product.ingredient, product.kind, product.unit_mg, product.form, hint, product.method, product.status
+    )
 
 
 def ingredient_ids(

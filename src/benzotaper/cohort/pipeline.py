@@ -187,7 +187,8 @@ def build_product_map(
     vocab = _vocab_rows(engine, sorted(ids), present)
     names, codes = name_index(knowledge, ck), product_codes(ck)
     keys = engine.rows(queries.product_keys())[1]
-    rows, report = [], {}
+    rows: list[tuple[Any, ...]] = []
+    report: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for cid, text, n in keys:
         p: Product = map_product(int(cid), str(text), vocab.get(int(cid), []), ids, codes, names, ck)
         rows.append((int(cid), str(text), p.ingredient, p.kind, p.unit_mg, p.form, p.route_hint, p.method, p.status))
@@ -214,7 +215,9 @@ def interdose_rows(knowledge: Knowledge) -> tuple[tuple[str, int, int], ...]:
     for drug in knowledge.drugs.values():
         for n in range(2, 7):
             try:
-                report = simulate_sig(knowledge, f"{drug.name} {n} mg/day in {n} doses", days=21, start=date(2024, 1, 1))
+                report = simulate_sig(
+                    knowledge, f"{drug.name} {n} mg/day in {n} doses", days=21, start=date(2024, 1, 1)
+                )
             except BenzotaperError:
                 break
             rows.append((drug.id, n, int(report.days[-1].interdose_withdrawal)))
@@ -269,7 +272,9 @@ def _lookups(engine: Engine, knowledge: Knowledge, ck: CohortKnowledge, s: Cohor
     )
     engine.put(
         "interdose",
-        arrow_table([("ingredient", "TEXT"), ("doses_per_day", "INT"), ("at_risk", "INT")], list(interdose_rows(knowledge))),
+        arrow_table(
+            [("ingredient", "TEXT"), ("doses_per_day", "INT"), ("at_risk", "INT")], list(interdose_rows(knowledge))
+        ),
     )
     engine.put("age_bands", arrow_table([("label", "TEXT"), ("lo", "INT"), ("hi", "INT")], s.band_table()))
 
@@ -360,10 +365,21 @@ def _write(
         outputs[name] = path
     eng.create("person_summary", queries.person_summary(s))
     outputs["candidates"] = _write_candidates(eng, s, out_dir, fmt)
-    mapping_cols = [("status", "TEXT"), ("method", "TEXT"), ("kind", "TEXT"), ("ingredient", "TEXT"), ("rows", "BIGINT"), ("examples", "TEXT")]
+    mapping_cols = [
+        ("status", "TEXT"),
+        ("method", "TEXT"),
+        ("kind", "TEXT"),
+        ("ingredient", "TEXT"),
+        ("rows", "BIGINT"),
+        ("examples", "TEXT"),
+    ]
     eng.put("mapping_report", arrow_table(mapping_cols, [tuple(m.values()) for m in mapping]))
     outputs["mapping"] = out_dir / f"mapping.{fmt}"
-    eng.write("SELECT * FROM mapping_report", outputs["mapping"], [(k, "ascending") for k in ("status", "method", "kind", "ingredient")])
+    eng.write(
+        "SELECT * FROM mapping_report",
+        outputs["mapping"],
+        [(k, "ascending") for k in ("status", "method", "kind", "ingredient")],
+    )
     return outputs
 
 
@@ -393,7 +409,11 @@ SELECT * FROM (
 
 def _write_candidates(eng: Engine, s: CohortSettings, out_dir: Path, fmt: str) -> Path:
     path = out_dir / f"candidates.{fmt}"
-    eng.write(candidate_sql(s), path, [("reasons", "descending"), ("max_daily_de_mg", "descending"), ("person_id", "ascending")])
+    eng.write(
+        candidate_sql(s),
+        path,
+        [("reasons", "descending"), ("max_daily_de_mg", "descending"), ("person_id", "ascending")],
+    )
     return path
 
 

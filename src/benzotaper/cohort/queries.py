@@ -37,7 +37,8 @@ def vocabulary_lookup(ingredient_ids: list[int], has_ancestor: bool, has_strengt
     """For each distinct drug concept: its BZD/opioid ingredient ancestor, strength and name, if known."""
     ids = ", ".join(str(i) for i in ingredient_ids) or "NULL"
     ancestor = (
-        f"LEFT JOIN concept_ancestor ca ON ca.descendant_concept_id = k.drug_concept_id AND ca.ancestor_concept_id IN ({ids})"
+        "LEFT JOIN concept_ancestor ca ON ca.descendant_concept_id = k.drug_concept_id"
+        f" AND ca.ancestor_concept_id IN ({ids})"
         if has_ancestor
         else "LEFT JOIN (SELECT CAST(NULL AS BIGINT) AS ancestor_concept_id, CAST(NULL AS BIGINT) AS"
         " descendant_concept_id) ca ON 1 = 0"
@@ -140,7 +141,8 @@ WITH i AS (
 )
 SELECT f.drug_exposure_id, f.person_id, f.ingredient, f.start_date, f.end_date, f.duration, f.daily_de,
        f.provider_id, f.interdose, f.is_start,
-       SUM(is_start) OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode_no,
+       SUM(is_start) OVER (PARTITION BY person_id {order}
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode_no,
        CASE WHEN next_same IS NOT NULL AND next_same <= end_date THEN {d.add_days("next_same", "-1")}
             ELSE end_date END AS eff_end
 FROM f

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,7 +69,7 @@ class CohortSettings:
     def age_band(self, age: int) -> str:
         """'18-44' style label of the band holding `age` (the last band is open: '80+')."""
         bands = self.age_bands
-        for lo, hi in zip(bands, bands[1:], strict=False):
+        for lo, hi in itertools.pairwise(bands):
             if lo <= age < hi:
                 return f"{lo}-{hi - 1}"
         return f"{bands[-1]}+"
@@ -76,5 +77,5 @@ class CohortSettings:
     def band_table(self) -> list[tuple[str, int, int]]:
         """(label, lowest age, highest age) for each band; the open band ends at 200."""
         bands = self.age_bands
-        rows = [(f"{lo}-{hi - 1}", lo, hi - 1) for lo, hi in zip(bands, bands[1:], strict=False)]
+        rows = [(f"{lo}-{hi - 1}", lo, hi - 1) for lo, hi in itertools.pairwise(bands)]
         return [*rows, (f"{bands[-1]}+", bands[-1], 200)]

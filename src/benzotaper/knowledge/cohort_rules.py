@@ -108,7 +108,12 @@ def _omop_ids(ctx: _Context, doc: Mapping[str, Any]) -> OmopIds:
     units = {k: int(v) for k, v in doc.get("units", {}).items() if k != "source"}
     gender = doc.get("gender", {})
     return OmopIds(
-        routes, words, tuple(routes_doc.get("analysed_with_oral", ["oral"])), units, int(gender["male"]), int(gender["female"])
+        routes,
+        words,
+        tuple(routes_doc.get("analysed_with_oral", ["oral"])),
+        units,
+        int(gender["male"]),
+        int(gender["female"]),
     )
 
 
