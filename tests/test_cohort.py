@@ -27,6 +27,7 @@ from benzotaper.cohort.pipeline import default_settings, run_cohort, sig_doses
 from benzotaper.errors import CohortError
 from benzotaper.knowledge import load_knowledge
 
+K = load_knowledge()
 OUTPUTS = ("episodes", "by_year_age_sex", "by_year_drug", "candidates", "mapping", "quality")
 
 
@@ -280,7 +281,7 @@ def test_sig_doses_per_day() -> None:
     assert sig_doses("as directed", k) is None
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(
     gaps=st.lists(st.integers(min_value=0, max_value=90), min_size=1, max_size=6),
     gap_days=st.integers(min_value=0, max_value=60),
@@ -309,8 +310,8 @@ def test_episode_split_follows_the_gap_rule(
             }
         )
     site = _site(tmp / "site", rows)
-    s = default_settings().with_overrides(gap_days=gap_days)
-    run_cohort(site, tmp / "out", "duckdb", settings=s)
+    s = default_settings(K).with_overrides(gap_days=gap_days)
+    run_cohort(site, tmp / "out", "duckdb", settings=s, knowledge=K)
     assert pq.read_table(tmp / "out" / "episodes.parquet").num_rows == expected
     shutil.rmtree(tmp)
 
