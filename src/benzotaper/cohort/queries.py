@@ -241,10 +241,11 @@ def episodes(s: CohortSettings) -> str:
         f"{s.escalation_min_prescriptions} AND g.slope_per_day * 365.0 >= {s.escalation_per_year} * "
         f"(g.cumulative_de_mg / g.dosed_days) THEN 1 ELSE 0 END"
     )
+    # the running sum is rounded to 1 microgram so a dose of exactly 40 mg is not 40.00000000000001 on one engine
     window = "CASE WHEN g.prescribers <= 1 THEN g.prescribers ELSE COALESCE(pp.window_prescribers, 0) END"
     return f"""
 WITH sw AS (
-  SELECT person_id, episode_no, MAX(CASE WHEN de > 1e-9 THEN de END) AS max_daily_de_mg,
+  SELECT person_id, episode_no, MAX(CASE WHEN de > 1e-9 THEN ROUND(de, 6) END) AS max_daily_de_mg,
          SUM(CASE WHEN nb >= 2 THEN days ELSE 0 END) AS concurrent_days,
          SUM(CASE WHEN n_o >= 1 THEN days ELSE 0 END) AS opioid_overlap_days
   FROM segments GROUP BY person_id, episode_no

@@ -1,0 +1,298 @@
+"""Benchmark of the population pipeline (cohort): DuckDB, Spark and a pandas baseline on synthetic OMOP data.
+
+1. Data. `generate()` writes about --rows drug_exposure rows (default 10 million) to --data, once;
+   later runs reuse it. The generation time and rate are printed.
+2. Speed and memory. Each engine runs in a fresh subprocess of this script (`--only ENGINE --json`),
+   so peak memory is that engine's alone: wall time of the full run (`run_cohort` for DuckDB and
+   Spark, writing every output; `run_pandas` for the baseline, which reads the Parquet files and
+   derives the episode table only), rows/s, and peak RSS sampled every 50 ms, the process plus its
+   children (Spark's JVM), taken with the process's ru_maxrss where that is higher. Growth is the
+   peak minus the RSS before the engine started. The ratio is pandas seconds / engine seconds.
+3. Agreement. Spark's and pandas' episode tables against DuckDB's, row by row on (person_id,
+   episode_no): whole numbers exactly, reals within 1e-9 relative (float noise around zero, e.g.
+   1e-15 where the exact value is 0 or NULL, is counted apart). Before the timed runs the pandas
+   baseline is checked against DuckDB on a small data set (--check-rows).
+
+--big runs only DuckDB on 100 million rows. No timed asserts: the figures are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import pickle
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pyarrow.dataset as pads
+
+from benzotaper.cohort.engine import DuckDBEngine, SparkEngine
+from benzotaper.cohort.generate import generate
+from benzotaper.cohort.pipeline import run_cohort
+from cohort_pandas import check_equal, compare_detail, prepare, read_episodes, run_pandas
+
+ROOT = Path("/tmp/benzotaper-cohort-bench")
+DEFAULT_ROWS = 10_000_000
+BIG_ROWS = 100_000_000
+ENGINES = ("duckdb", "spark", "pandas")
+MARK = "COHORT-BENCH-RESULT "
+MB = 1024 * 1024
+
+
+class PeakRss:
+    """Peak RSS of this process and all its children (Spark's JVM), sampled every `interval` seconds."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.proc = psutil.Process()
+        self.baseline = self.sample()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        total = self.proc.memory_info().rss
+        for child in self.proc.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += child.memory_info().rss
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.sample())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.sample(), ru_maxrss())
+
+
+def ru_maxrss() -> int:
+    """Lifetime peak RSS of this process in bytes (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def count_rows(source: Path) -> int:
+    return int(pads.dataset(source / "drug_exposure", format="parquet").count_rows())
+
+
+def ensure_data(data: Path, rows: int) -> None:
+    """Generate the data set unless a complete one is there (generate() writes generated.json last)."""
+    if (data / "generated.json").exists() or (data / "truth" / "generated.json").exists():
+        return
+    if data.exists() and any(data.iterdir()):
+        raise SystemExit(f"{data} holds an incomplete data set (no generated.json): delete it or pass --data")
+    print(f"generating {rows:,} rows in {data} ...", flush=True)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        print(f"  {done:,} rows, {time.perf_counter() - t0:.0f} s", flush=True)
+
+    t0 = time.perf_counter()
+    g = generate(data, rows, progress=progress)
+    wall = time.perf_counter() - t0
+    print(f"generated {g.rows:,} rows ({g.persons:,} persons) in {wall:.1f} s: {g.rows / wall:,.0f} rows/s", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One engine, in its own process
+
+
+def run_one(engine: str, source: Path, out: Path, threads: int, lookups: Path | None) -> dict[str, Any]:
+    """Time one engine on `source`; return the figures (the parent prints them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = count_rows(source)
+    steps: dict[str, float] = {}
+    if engine == "pandas":
+        import pyarrow as pa
+
+        pa.set_cpu_count(threads)
+        pa.set_io_thread_count(threads)
+        if lookups is not None and lookups.exists():
+            settings, lk = pickle.loads(lookups.read_bytes())
+        else:
+            settings, lk = prepare(source)
+        gc.collect()
+        with PeakRss() as mem:
+            t0 = time.perf_counter()
+            df = run_pandas(source, settings, lk)
+            seconds = time.perf_counter() - t0
+        startup = 0.0
+        df.to_parquet(out / "episodes.parquet", index=False)
+        episodes = len(df)
+    else:
+        with PeakRss() as mem:
+            t0 = time.perf_counter()
+            if engine == "duckdb":
+                tmp = out.parent / "duckdb-tmp"
+                tmp.mkdir(parents=True, exist_ok=True)
+                eng: Any = DuckDBEngine(threads=threads, memory_limit="8GB", temp_dir=tmp)
+            else:
+                eng = SparkEngine(master=f"local[{threads}]")
+            startup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            result = run_cohort(source, out, eng)
+            seconds = time.perf_counter() - t0
+        steps = result.timings
+        episodes = int(result.summary["episodes"])
+        eng.close()
+        if engine == "spark":
+            eng.spark.stop()
+    return {
+        "engine": engine,
+        "rows": rows,
+        "seconds": seconds,
+        "startup_s": startup,
+        "rows_per_s": rows / seconds,
+        "peak_rss_mb": mem.peak / MB,
+        "rss_growth_mb": (mem.peak - mem.baseline) / MB,
+        "episodes": episodes,
+        "steps": steps,
+        "episodes_path": str(out / "episodes.parquet"),
+    }
+
+
+def spawn(engine: str, args: argparse.Namespace, data: Path, out: Path, lookups: Path | None) -> dict[str, Any] | None:
+    """Run one engine in a fresh process of this script; None (and its error output) when it fails."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--only", engine, "--json"]
+    cmd += ["--data", str(data), "--out", str(out), "--threads", str(args.threads)]
+    if lookups is not None:
+        cmd += ["--lookups", str(lookups)]
+    for attempt in range(1 + args.retries):
+        print(f"running {engine} ..." if attempt == 0 else f"running {engine} again ...", flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        for line in proc.stdout.splitlines():
+            if line.startswith(MARK):
+                result = dict(json.loads(line[len(MARK) :]))
+                result["attempts"] = attempt + 1
+                return result
+        print(f"  {engine} FAILED (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", flush=True)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parent: data, small check, engines, table
+
+
+def small_check(rows: int, threads: int) -> None:
+    """pandas against DuckDB on a small data set, before anything is timed."""
+    data = ROOT / f"rows-{rows}"
+    ensure_data(data, rows)
+    out = ROOT / f"out-{rows}" / "check-duckdb"
+    eng = DuckDBEngine(threads=threads)
+    try:
+        run_cohort(data, out, eng)
+    finally:
+        eng.close()
+    settings, lk = prepare(data)
+    df = run_pandas(data, settings, lk)
+    bad = check_equal(df, out / "episodes.parquet")
+    verdict = "equal" if bad == 0 else f"{bad} rows DIFFER"
+    print(f"check on {count_rows(data):,} rows: pandas episodes vs DuckDB: {verdict} ({len(df):,} episodes)")
+
+
+def agreement(results: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Spark's and pandas' episodes against DuckDB's: 'yes', or how many rows differ."""
+    verdicts: dict[str, str] = {}
+    if "duckdb" not in results:
+        return verdicts
+    ref = read_episodes(Path(results["duckdb"]["episodes_path"]))
+    for engine in ("spark", "pandas"):
+        if engine in results:
+            bad, noise = compare_detail(read_episodes(Path(results[engine]["episodes_path"])), ref, show=5)
+            verdict = "yes" if bad == 0 else f"NO: {bad} rows differ"
+            verdicts[engine] = verdict + (f" ({noise} values differ by float noise around 0)" if noise else "")
+    return verdicts
+
+
+def print_table(results: dict[str, dict[str, Any]], verdicts: dict[str, str]) -> None:
+    pandas_s = results["pandas"]["seconds"] if "pandas" in results else None
+    head = f"{'engine':8} {'seconds':>9} {'rows/s':>12} {'peak RSS MB':>12} {'growth MB':>10} {'vs pandas':>10}"
+    print(f"\n{head}  episodes = DuckDB")
+    for engine, r in results.items():
+        ratio = f"{pandas_s / r['seconds']:.3g}x" if pandas_s else "-"
+        same = "(reference)" if engine == "duckdb" else verdicts.get(engine, "-")
+        print(
+            f"{engine:8} {r['seconds']:9.2f} {r['rows_per_s']:12,.0f} {r['peak_rss_mb']:12,.0f} "
+            f"{r['rss_growth_mb']:10,.0f} {ratio:>10}  {same}"
+        )
+    print()
+    for engine, r in results.items():
+        line = f"{engine}: {r['episodes']:,} episodes from {r['rows']:,} rows"
+        if r["steps"]:
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in r["steps"].items())
+            core = r["seconds"] - r["steps"].get("map products", 0.0) - r["steps"].get("write", 0.0)
+            line += f"; engine startup {r['startup_s']:.1f} s (not in seconds); steps (s): {steps}"
+            line += f"; without mapping and writing {core:.2f} s"
+            if pandas_s:
+                line += f" (pandas / this {pandas_s / core:.3g}x)"
+        if r.get("attempts", 1) > 1:
+            line += f"; FAILED {r['attempts'] - 1} time(s) before this run"
+        print(line)
+    print(
+        "seconds: DuckDB/Spark = run_cohort (product mapping, episodes, indicators, every output written); "
+        "pandas = read drug_exposure + episode table, with the product mapping done beforehand"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="drug_exposure rows to generate")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,spark,pandas")
+    parser.add_argument("--data", type=Path, help=f"data folder (default {ROOT}/rows-N; generated if missing)")
+    parser.add_argument("--out", type=Path, help=f"output folder (default {ROOT}/out-N)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for DuckDB, local[N] for Spark")
+    parser.add_argument("--big", action="store_true", help=f"only DuckDB, on {BIG_ROWS:,} rows")
+    parser.add_argument("--check-rows", type=int, default=50_000, help="rows of the pandas vs DuckDB check (0: skip)")
+    parser.add_argument("--retries", type=int, default=1, help="runs again of an engine whose process failed")
+    parser.add_argument("--only", choices=ENGINES, help=argparse.SUPPRESS)  # child process: one engine
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lookups", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.big:
+        args.rows, args.engines = BIG_ROWS, "duckdb"
+    data = args.data or ROOT / f"rows-{args.rows}"
+    out = args.out or ROOT / f"out-{args.rows}"
+
+    if args.only:
+        result = run_one(args.only, data, out, args.threads, args.lookups)
+        print(MARK + json.dumps(result) if args.json else json.dumps(result, indent=2), flush=True)
+        return
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
+    ensure_data(data, args.rows)
+    if "pandas" in engines and args.check_rows:
+        small_check(args.check_rows, args.threads)
+    lookups = None
+    if "pandas" in engines:  # the product mapping runs here, so the pandas process measures pandas alone
+        lookups = out / "pandas-lookups.pickle"
+        lookups.parent.mkdir(parents=True, exist_ok=True)
+        lookups.write_bytes(pickle.dumps(prepare(data)))
+    results: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        r = spawn(engine, args, data, out / engine, lookups)
+        if r is not None:
+            results[engine] = r
+            print(f"  {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:,.0f} MB", flush=True)
+    print_table(results, agreement(results))
+
+
+if __name__ == "__main__":
+    main()
