@@ -28,27 +28,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benzotaper.cohort.engine import DuckDBEngine, find_table
-from benzotaper.cohort.pipeline import build_product_map, default_settings, interdose_rows, load_tables, sig_doses
+from benzotaper.cohort.pipeline import (
+    COLUMNS,
+    build_product_map,
+    default_settings,
+    interdose_rows,
+    load_tables,
+    sig_doses,
+)
 from benzotaper.cohort.settings import CohortSettings
 from benzotaper.equivalence import diazepam_equivalent_mg
 from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.knowledge.cohort_rules import load_cohort_knowledge
 
-READ_COLUMNS = (
-    "drug_exposure_id",
-    "person_id",
-    "drug_concept_id",
-    "drug_exposure_start_date",
-    "drug_exposure_end_date",
-    "quantity",
-    "days_supply",
-    "sig",
-    "route_concept_id",
-    "provider_id",
-    "drug_source_value",
-    "route_source_value",
-)
+READ_COLUMNS = tuple(COLUMNS["drug_exposure"])  # the OMOP columns the pipeline reads
 TEXT_COLUMNS = ("sig", "drug_source_value", "route_source_value")
 KEYS = ("person_id", "episode_no")
 MIN_DE = 1e-9  # queries.episodes: a running total of daily DE at or below this is float noise around 0

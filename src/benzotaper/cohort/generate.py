@@ -49,21 +49,6 @@ SHORT_DRUGS = ("zolpidem", "zopiclone", "temazepam", "diazepam", "lorazepam", "o
 OPIOIDS = (("oxycodone", 5.0), ("tramadol", 50.0), ("codeine", 30.0), ("morphine", 10.0))
 OTHER_DRUGS = ("metformin 500 MG Oral Tablet", "sertraline 50 MG Oral Tablet", "amlodipine 5 MG Oral Tablet")
 SIGS = {1: "1 tablet at night", 2: "1 tablet twice daily", 3: "take 1 tablet three times daily", 4: "1 tab qid"}
-EXPOSURE_COLUMNS = (
-    "drug_exposure_id",
-    "person_id",
-    "drug_concept_id",
-    "drug_exposure_start_date",
-    "drug_exposure_end_date",
-    "drug_type_concept_id",
-    "quantity",
-    "days_supply",
-    "sig",
-    "route_concept_id",
-    "provider_id",
-    "drug_source_value",
-    "route_source_value",
-)
 
 
 @dataclass(frozen=True)
