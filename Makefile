@@ -8,13 +8,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,cohort,spark]"
+	$(PY) -m pip install --quiet -e ".[dev,web,fhir,cohort,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/benzotaper demo
+	$(VENV)/bin/benzotaper serve --demo
 
 test: install
 	bash scripts/install-java.sh

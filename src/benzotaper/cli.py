@@ -309,7 +309,8 @@ import benzotaper.assess_cli  # noqa: E402
 import benzotaper.cohort_cli  # noqa: E402
 import benzotaper.levels_cli  # noqa: E402
 import benzotaper.mirror_cli  # noqa: E402
-import benzotaper.screen_cli  # noqa: E402, F401
+import benzotaper.screen_cli  # noqa: E402
+import benzotaper.web_cli  # noqa: E402, F401
 
 
 def main() -> None:

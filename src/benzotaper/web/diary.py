@@ -1,0 +1,140 @@
+"""The patient's diary: today's planned doses to confirm or correct, a daily check-in, notes, crisis help.
+
+Built for a phone screen. Entries are plain records, so they appear on the clinician's chart at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from benzotaper.web import forms as f
+from benzotaper.web import models as m
+from benzotaper.web import services
+from benzotaper.web.permissions import role
+from benzotaper.web.views import _assessment
+
+
+def own_patient(request: HttpRequest) -> m.Patient:
+    """The logged-in patient's own record (nobody else has a diary page)."""
+    if role(request.user) != "patient":
+        raise PermissionDenied("the diary is for patients; clinicians see it on the patient page")
+    patient = m.Patient.objects.filter(user=request.user).first()
+    if patient is None:
+        raise PermissionDenied("this account is not linked to a patient record")
+    return patient
+
+
+def todays_doses(patient: m.Patient) -> list[dict[str, object]]:
+    """Today's doses from the approved plan, each with what was recorded for it."""
+    record = services.approved_plan(patient)
+    step = services.step_on(record.plan, services.today()) if record else None
+    taken = {
+        (e.drug, e.at.astimezone(timezone.get_current_timezone()).strftime("%H:%M")): e
+        for e in patient.diary.filter(kind="dose", day=services.today())
+    }
+    rows = []
+    for dose in (step or {}).get("doses", []):
+        entry = taken.get((dose["drug"], dose["time"]))
+        rows.append(
+            {
+                **dose,
+                "entry": entry,
+                "form": f.DoseForm(
+                    initial={
+                        "drug": dose["drug"],
+                        "planned_mg": dose["mg"],
+                        "time": dose["time"],
+                        "taken_mg": dose["mg"],
+                    }
+                ),
+            }
+        )
+    return rows
+
+
+@login_required
+def diary(request: HttpRequest) -> HttpResponse:
+    """Today's page of the diary."""
+    patient = own_patient(request)
+    record = services.approved_plan(patient)
+    context = {
+        "patient": patient,
+        "doses": todays_doses(patient),
+        "step": services.step_on(record.plan, services.today()) if record else None,
+        "plan": record,
+        "checkin": f.CheckinForm(),
+        "entries": patient.diary.order_by("-at")[:20],
+        "help": services.crisis_for(patient).to_dict(services.safety_net()),
+        "today": services.today(),
+    }
+    return render(request, "web/diary.html", context)
+
+
+@require_POST
+@login_required
+def diary_dose(request: HttpRequest) -> HttpResponse:
+    """Confirm a planned dose (taken as planned) or record the amount actually taken."""
+    patient = own_patient(request)
+    form = f.DoseForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect("diary")
+    d = form.cleaned_data
+    try:
+        clock = time.fromisoformat(d["time"])
+    except ValueError:
+        messages.error(request, _("time must be HH:MM"))
+        return redirect("diary")
+    when = timezone.make_aware(datetime.combine(services.today(), clock))
+    m.DiaryEntry.objects.create(
+        patient=patient,
+        day=services.today(),
+        at=when,
+        kind="dose",
+        drug=d["drug"],
+        planned_mg=d["planned_mg"],
+        taken_mg=d["taken_mg"],
+        created_by=request.user,
+    )
+    messages.success(request, _("Dose recorded."))
+    return redirect("diary")
+
+
+@require_POST
+@login_required
+def diary_checkin(request: HttpRequest) -> HttpResponse:
+    """How the patient feels today, with a note."""
+    patient = own_patient(request)
+    form = f.CheckinForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect("diary")
+    m.DiaryEntry.objects.create(
+        patient=patient,
+        day=services.today(),
+        at=timezone.now(),
+        kind="checkin",
+        feeling=form.cleaned_data["feeling"],
+        note=form.cleaned_data["note"],
+        created_by=request.user,
+    )
+    messages.success(request, _("Thank you. Your check-in is saved."))
+    return redirect("diary")
+
+
+@login_required
+def diary_bwsq(request: HttpRequest) -> HttpResponse:
+    """The BWSQ questionnaire from the diary (scored by the core; shown on the clinician's chart)."""
+    patient = own_patient(request)
+    return _assessment(request, patient, "bwsq", "diary", "diary")

@@ -1,0 +1,96 @@
+"""Security headers (a CSP that allows no inline script), the user's language, and login throttling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        # Plotly sets element styles from its script; style attributes and its generated <style> need this.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the Content-Security-Policy and Permissions-Policy headers to every response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not request.path.startswith("/api/docs"):
+            response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response
+
+
+class UserLanguageMiddleware:
+    """Uses the language saved in the user's profile, else the browser's choice (LocaleMiddleware)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        profile = getattr(user, "profile", None) if user is not None and user.is_authenticated else None
+        if profile is not None and profile.language:
+            translation.activate(profile.language)
+            request.LANGUAGE_CODE = profile.language
+        response = self.get_response(request)
+        return response
+
+
+def _recent_failures(username: str) -> int:
+    from benzotaper.web.models import LoginFailure
+
+    since = timezone.now() - timedelta(seconds=settings.LOGIN_LOCK_SECONDS)
+    return LoginFailure.objects.filter(username=username.lower(), at__gte=since).count()
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Refuses a user name after too many recent failures, before the password is even checked."""
+
+    def clean(self) -> dict[str, object]:
+        from benzotaper.web.models import LoginFailure
+
+        username = (self.cleaned_data.get("username") or "").strip()
+        if username and _recent_failures(username) >= settings.LOGIN_MAX_FAILURES:
+            minutes = settings.LOGIN_LOCK_SECONDS // 60
+            raise ValidationError(
+                _("Too many failed logins for this account. Try again in %(minutes)d minutes.") % {"minutes": minutes},
+                code="throttled",
+            )
+        try:
+            return super().clean()
+        except ValidationError:
+            if username:
+                LoginFailure.objects.create(username=username.lower())
+            raise
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login view with the throttled form."""
+
+    authentication_form = ThrottledAuthenticationForm
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
