@@ -83,9 +83,14 @@ def version(patient_id: int, include_diary: bool = False) -> int:
     return int(rows.aggregate(v=Max("id"))["v"] or 0)
 
 
+def data_key(patient: m.Patient) -> str:
+    """The cache key part for this patient's data: data version and today's date (steps change daily)."""
+    return f"{version(patient.pk)}:{today().isoformat()}"
+
+
 def cached(kind: str, patient: m.Patient, compute: Callable[[], T]) -> T:
     """`compute()` cached under the patient's data version, so any change to their records refreshes it."""
-    key = f"bt:{kind}:{patient.pk}:{version(patient.pk)}:{today().isoformat()}"
+    key = f"bt:{kind}:{patient.pk}:{data_key(patient)}"
     hit = cache.get(key)
     if hit is None:
         hit = compute()
@@ -511,25 +516,64 @@ def _dose_history(patient: m.Patient) -> dict[str, Any]:
 
 
 def chart_figure(patient: m.Patient) -> dict[str, Any]:
-    """The patient page's Plotly figure: dose, predicted and measured levels, occupancy and scale scores."""
+    """The patient page's Plotly figure: records, plan, levels, occupancy, scores and the diary."""
     heavy = cached("chart", patient, lambda: _chart_heavy(patient))
-    data = list(heavy["data"])
-    diary = patient.diary.filter(kind="checkin", bwsq_total__isnull=False).values_list("day", "bwsq_total")
-    if diary:
-        days, totals = zip(*diary, strict=True)
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "name": "BWSQ (diary)",
-                "x": [d.isoformat() for d in days],
-                "y": list(totals),
-                "xaxis": "x",
-                "yaxis": "y3",
-                "marker": {"symbol": "circle-open"},
-            }
-        )
-    return {"data": data, "layout": heavy["layout"]}
+    return {"data": heavy["data"] + diary_traces(patient), "layout": heavy["layout"]}
+
+
+def diary_traces(patient: m.Patient) -> list[dict[str, Any]]:
+    """The diary part of the chart, read fresh on every view: doses taken per day and check-ins."""
+    k = knowledge()
+    taken: dict[str, float] = {}
+    feelings: list[tuple[str, int]] = []
+    rows = patient.diary.values_list("day", "kind", "drug", "taken_mg", "feeling")
+    for day, kind, drug, mg, feeling in rows:
+        if kind == "dose" and mg is not None and drug:
+            try:
+                de = diazepam_equivalent_mg(k, drug, mg)
+            except BenzotaperError:
+                continue
+            taken[day.isoformat()] = taken.get(day.isoformat(), 0.0) + de
+        elif kind == "checkin" and feeling is not None:
+            feelings.append((day.isoformat(), feeling))
+    traces: list[dict[str, Any]] = []
+    if taken:
+        traces.append({"type": "scatter", "mode": "markers", "name": "taken (diary, diazepam-eq mg/day)",
+                       "x": list(taken), "y": [round(v, 2) for v in taken.values()], "xaxis": "x", "yaxis": "y",
+                       "marker": {"symbol": "diamond", "size": 6}})
+    if feelings:
+        traces.append({"type": "scatter", "mode": "markers", "name": "feeling (diary, 0-10)",
+                       "x": [d for d, _ in feelings], "y": [f for _, f in feelings], "xaxis": "x", "yaxis": "y3",
+                       "marker": {"symbol": "circle-open"}})
+    return traces
+
+
+def page_data(patient: m.Patient) -> dict[str, Any]:
+    """Everything heavy on the patient page, computed by the core once per data version and day.
+
+    The figure is kept as ready-to-embed JSON text, so a cached view does no serialising.
+    """
+    from django.utils.html import json_script
+
+    def compute() -> dict[str, Any]:
+        s = summary(patient)
+        record = s.pop("plan")
+        s["plan"] = None if record is None else {
+            "version": record.version, "strategy_name": record.plan.get("strategy_name", ""),
+            "end_date": record.plan.get("end_date", ""),
+        }
+        heavy = _chart_heavy(patient)
+        return {
+            "summary": s,
+            "alerts": alerts(patient),
+            "risk": risk(patient),
+            "mirror": mirror(patient),
+            "levels": level_reading(patient),
+            "figure_json": str(json_script(heavy, "figure-data")),
+            "help": crisis_for(patient).to_dict(safety_net()),
+        }
+
+    return cached("page", patient, compute)
 
 
 def _chart_heavy(patient: m.Patient) -> dict[str, Any]:

@@ -129,19 +129,15 @@ def patient_page(request: HttpRequest, pid: int) -> HttpResponse:
     patient = patient_for(request.user, pid)
     context = {
         "patient": patient,
-        "summary": services.summary(patient),
-        "alerts": services.alerts(patient),
-        "risk": services.risk(patient),
-        "mirror": services.mirror(patient),
-        "levels": services.level_reading(patient),
-        "figure": services.chart_figure(patient),
+        **services.page_data(patient),
+        "data_key": services.data_key(patient),
+        "diary_traces": services.diary_traces(patient),
         "regimens": patient.regimens.all(),
         "assessments": patient.assessments.order_by("-taken_at")[:20],
         "symptoms": patient.symptoms.all(),
         "holds": patient.holds.all(),
-        "plans": patient.plans.all(),
+        "plans": patient.plans.only("version", "status", "approved_at"),
         "diary": patient.diary.order_by("-at")[:15],
-        "help": services.crisis_for(patient).to_dict(services.safety_net()),
         "instruments": [("ciwa_b", "CIWA-B"), ("bwsq", "BWSQ"), ("sds", "SDS")],
     }
     return render(request, "web/patient.html", context)
@@ -299,7 +295,10 @@ def _approve(
 ) -> m.Plan:
     stored = dict(options, events=payload["events"])
     with transaction.atomic():
-        latest = m.Plan.objects.select_for_update().filter(patient=patient).aggregate(v=Max("version"))["v"] or 0
+        # Lock the patient row so two approvals at once get consecutive versions (FOR UPDATE cannot
+        # be combined with an aggregate on PostgreSQL).
+        m.Patient.objects.select_for_update().filter(pk=patient.pk).first()
+        latest = m.Plan.objects.filter(patient=patient).aggregate(v=Max("version"))["v"] or 0
         return m.Plan.objects.create(
             patient=patient,
             version=latest + 1,
