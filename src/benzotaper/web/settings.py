@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves Swagger UI for /api/docs from its own static files (no CDN)
     "benzotaper.web.apps.ClinicConfig",
 ]
 
