@@ -14,7 +14,7 @@ from benzotaper.knowledge.safety_net import FLAGS, SUBSTANCES
 from benzotaper.web import models as m
 from benzotaper.web import services
 
-DATE = forms.DateInput(attrs={"type": "date"})
+DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")  # ISO: what a date input accepts
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 FLAG_LABELS = {f: f.replace("_", " ") for f in FLAGS}
 
