@@ -307,6 +307,7 @@ app.command("plan")(plan_command)
 # Importing these modules registers their commands on `app` (assess, cohort, levels, screen, risk, crisis, mirror).
 import benzotaper.assess_cli  # noqa: E402
 import benzotaper.cohort_cli  # noqa: E402
+import benzotaper.fhir_cli  # noqa: E402
 import benzotaper.levels_cli  # noqa: E402
 import benzotaper.mirror_cli  # noqa: E402
 import benzotaper.screen_cli  # noqa: E402

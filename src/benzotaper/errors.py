@@ -51,3 +51,7 @@ class LevelsError(ValueError, BenzotaperError):
 
 class CohortError(ValueError, BenzotaperError):
     """OMOP input that cannot be used as given (names the table, the column and what is accepted)."""
+
+
+class FhirError(ValueError, BenzotaperError):
+    """A FHIR bundle, resource or CDS Hooks request that cannot be read (names the resource and the field)."""

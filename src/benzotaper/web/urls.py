@@ -7,6 +7,7 @@ from django.urls import path
 
 from benzotaper.web import diary, views
 from benzotaper.web.api import api
+from benzotaper.web.fhir_http import fhir_api
 from benzotaper.web.security import ThrottledLoginView
 
 urlpatterns = [
@@ -34,4 +35,5 @@ urlpatterns = [
     path("diary/checkin/", diary.diary_checkin, name="diary_checkin"),
     path("diary/bwsq/", diary.diary_bwsq, name="diary_bwsq"),
     path("api/", api.urls),
+    path("", fhir_api.urls),
 ]
