@@ -18,6 +18,7 @@ run: install
 
 test: install
 	bash scripts/install-java.sh
+	bash scripts/install-chromium.sh
 	$(PY) -m pytest
 
 lint: install

@@ -43,6 +43,16 @@ def make_user(name: str, role: str, team: m.CareTeam | None = None) -> User:
     return user
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Any:
+    """Page caches are keyed by ids that a rolled-back test reuses: start every test with an empty cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def clinic(db: Any) -> Clinic:
     team = m.CareTeam.objects.create(name="Ward A")

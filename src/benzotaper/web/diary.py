@@ -42,7 +42,7 @@ def todays_doses(patient: m.Patient) -> list[dict[str, object]]:
         for e in patient.diary.filter(kind="dose", day=services.today())
     }
     rows = []
-    for dose in (step or {}).get("doses", []):
+    for dose in sorted((step or {}).get("doses", []), key=lambda d: (d["time"], d["drug"])):
         entry = taken.get((dose["drug"], dose["time"]))
         rows.append(
             {

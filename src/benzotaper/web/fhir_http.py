@@ -31,6 +31,7 @@ fhir_api = NinjaAPI(
     version="1",
     urls_namespace="fhir",
     docs_url=None,
+    openapi_url=None,  # the FHIR and CDS Hooks routes are described in docs/fhir.md
     auth=[TokenAuth(), SessionAuth()],
 )
 

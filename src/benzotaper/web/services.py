@@ -75,6 +75,11 @@ def today() -> date:
     return timezone.localdate()
 
 
+def local(moment: datetime) -> datetime:
+    """A stored (UTC) time as the clinic's naive local time, which is what the core works in."""
+    return timezone.localtime(moment).replace(tzinfo=None) if timezone.is_aware(moment) else moment
+
+
 def version(patient_id: int, include_diary: bool = False) -> int:
     """The patient's data version: the newest audit entry about them (diary entries optional)."""
     rows = m.AuditEntry.objects.filter(patient_id=patient_id)
@@ -277,7 +282,7 @@ def risk_profile(patient: m.Patient) -> RiskProfile:
     sig = current_sig(patient)
     age = today().year - patient.birth_year if patient.birth_year else None
     first = patient.regimens.order_by("start").first()
-    years = (today() - first.start).days / 365.25 if first else None
+    years = round((today() - first.start).days / 365.25, 1) if first else None
     return RiskProfile(
         age=age,
         regimen=sig or None,
@@ -313,11 +318,11 @@ def samples(patient: m.Patient) -> list[Sample]:
     return [
         Sample(
             row=i + 1,
-            sampled_at=lv.sampled_at.replace(tzinfo=None),
+            sampled_at=local(lv.sampled_at),
             analyte=lv.analyte,
             value=lv.value_ng_ml,
             lloq=lv.lloq_ng_ml,
-            last_dose_at=lv.last_dose_at.replace(tzinfo=None) if lv.last_dose_at else None,
+            last_dose_at=local(lv.last_dose_at) if lv.last_dose_at else None,
             lab=lv.lab,
             method=lv.method,
         )
@@ -388,7 +393,7 @@ def overdue_samples(patient: m.Patient) -> list[dict[str, str]]:
         return []
     now = timezone.localtime().replace(tzinfo=None)
     last = patient.levels.order_by("-sampled_at").first()
-    last_at = last.sampled_at.replace(tzinfo=None) if last else datetime.min
+    last_at = local(last.sampled_at) if last else datetime.min
     out = []
     for advice in record.plan.get("sampling", []):
         due = datetime.fromisoformat(advice["at"])
@@ -445,7 +450,7 @@ def timeline(patient: m.Patient) -> Timeline | None:
                 {
                     "symptom": s.symptom,
                     "onset": s.onset,
-                    "at": s.at.replace(tzinfo=None) if s.at else None,
+                    "at": local(s.at) if s.at else None,
                     "severity": s.severity,
                     "resolved": s.resolved,
                     "note": s.note or None,
@@ -538,13 +543,31 @@ def diary_traces(patient: m.Patient) -> list[dict[str, Any]]:
             feelings.append((day.isoformat(), feeling))
     traces: list[dict[str, Any]] = []
     if taken:
-        traces.append({"type": "scatter", "mode": "markers", "name": "taken (diary, diazepam-eq mg/day)",
-                       "x": list(taken), "y": [round(v, 2) for v in taken.values()], "xaxis": "x", "yaxis": "y",
-                       "marker": {"symbol": "diamond", "size": 6}})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "taken (diary, diazepam-eq mg/day)",
+                "x": list(taken),
+                "y": [round(v, 2) for v in taken.values()],
+                "xaxis": "x",
+                "yaxis": "y",
+                "marker": {"symbol": "diamond", "size": 6},
+            }
+        )
     if feelings:
-        traces.append({"type": "scatter", "mode": "markers", "name": "feeling (diary, 0-10)",
-                       "x": [d for d, _ in feelings], "y": [f for _, f in feelings], "xaxis": "x", "yaxis": "y3",
-                       "marker": {"symbol": "circle-open"}})
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "feeling (diary, 0-10)",
+                "x": [d for d, _ in feelings],
+                "y": [f for _, f in feelings],
+                "xaxis": "x",
+                "yaxis": "y3",
+                "marker": {"symbol": "circle-open"},
+            }
+        )
     return traces
 
 
@@ -558,10 +581,15 @@ def page_data(patient: m.Patient) -> dict[str, Any]:
     def compute() -> dict[str, Any]:
         s = summary(patient)
         record = s.pop("plan")
-        s["plan"] = None if record is None else {
-            "version": record.version, "strategy_name": record.plan.get("strategy_name", ""),
-            "end_date": record.plan.get("end_date", ""),
-        }
+        s["plan"] = (
+            None
+            if record is None
+            else {
+                "version": record.version,
+                "strategy_name": record.plan.get("strategy_name", ""),
+                "end_date": record.plan.get("end_date", ""),
+            }
+        )
         heavy = _chart_heavy(patient)
         return {
             "summary": s,
@@ -614,15 +642,32 @@ def _chart_heavy(patient: m.Patient) -> dict[str, Any]:
         "margin": {"l": 60, "r": 60, "t": 20, "b": 40},
         "hovermode": "x unified",
         "legend": {"orientation": "h", "y": -0.08},
-        "xaxis": {"type": "date", "anchor": "y3"},
+        # Open on the recent past and the plan ahead; the whole history is a zoom-out away.
+        "xaxis": {"type": "date", "anchor": "y3", "range": _recent_range(patient)},
         "yaxis": {"title": {"text": "mg/day"}, "domain": [0.70, 1.0]},
-        "yaxis2": {"title": {"text": "ng/mL"}, "domain": [0.36, 0.66]},
-        "yaxis4": {"title": {"text": "occupancy"}, "overlaying": "y2", "side": "right", "range": [0, 1]},
+        "yaxis2": {"title": {"text": "ng/mL (log)"}, "domain": [0.36, 0.66], "type": "log"},
+        "yaxis4": {
+            "title": {"text": "occupancy"},
+            "overlaying": "y2",
+            "side": "right",
+            "range": [0, 1],
+            "tickformat": ".0%",
+            "dtick": 0.25,
+        },
         "yaxis3": {"title": {"text": "score"}, "domain": [0.0, 0.30]},
     }
     for key in ("yaxis2", "yaxis4"):
         layout[key]["anchor"] = "x"
     return {"data": data, "layout": layout}
+
+
+def _recent_range(patient: m.Patient) -> list[str]:
+    """The chart's opening window: 120 days back to the end of the approved plan (at least 60 days ahead)."""
+    record = approved_plan(patient)
+    end = today() + timedelta(days=60)
+    if record is not None and record.plan.get("end_date"):
+        end = max(end, date.fromisoformat(record.plan["end_date"]) + timedelta(days=14))
+    return [(today() - timedelta(days=120)).isoformat(), end.isoformat()]
 
 
 def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
@@ -650,15 +695,19 @@ def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
             "yaxis": "y",
             "line": {"dash": "dot", "shape": "hv"},
         },
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "predicted level (diazepam-eq, typical patient)",
-            "x": xs_level,
-            "y": np.round(curves.deq[0], 1).tolist(),
-            "xaxis": "x",
-            "yaxis": "y2",
-        },
+        # One predicted curve per analyte, so a measured level is read against the same analyte.
+        *(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"{analyte} predicted (typical patient, ng/mL)",
+                "x": xs_level,
+                "y": np.round(curves.analyte(analyte)[0], 2).tolist(),
+                "xaxis": "x",
+                "yaxis": "y2",
+            }
+            for analyte in curves.analytes
+        ),
         {
             "type": "scatter",
             "mode": "lines",
@@ -686,7 +735,7 @@ def _measured_traces(patient: m.Patient) -> list[dict[str, Any]]:
                 "type": "scatter",
                 "mode": "markers",
                 "name": f"{analyte} measured",
-                "x": [lv.sampled_at.replace(tzinfo=None).isoformat(timespec="minutes") for lv in rows],
+                "x": [local(lv.sampled_at).isoformat(timespec="minutes") for lv in rows],
                 "y": [lv.value_ng_ml for lv in rows],
                 "xaxis": "x",
                 "yaxis": "y2",
