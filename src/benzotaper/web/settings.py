@@ -183,3 +183,13 @@ LOGGING: dict[str, Any] = {
 
 # Where the patient page and the CDS Hooks cards point clinicians for help lines when no country is set.
 DEFAULT_COUNTRY = os.environ.get("BENZOTAPER_COUNTRY", "")
+
+# Each worker keeps the core's results per patient in memory (keys carry the patient's data version, so
+# stale entries are never read). Django's default of 300 entries is far too few for a ward: with ~8 keys
+# per patient the cache would evict pages while they are still in use.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": 20_000},
+    }
+}
