@@ -21,14 +21,23 @@ Target: with 20 concurrent clients on 2 cores, patient page p95 under 150 ms, ze
    page under load is printed as a ratio of these.
 5. Lost writes. Every successful diary POST (302 to /diary/) is counted per patient account; after the
    run the DiaryEntry rows created by each account (seed rows have no author) must equal that count.
-Also reported: the server's CPU (gunicorn master and workers, psutil) as cores busy, its peak RSS,
-requests per worker, and this load generator's own CPU (it shares the machine's cores).
+Also reported: the server's CPU (gunicorn master and workers, psutil) as cores busy, what other
+processes on the machine used meanwhile (figures are disturbed when that is more than ~0.2 cores;
+with --database-url PostgreSQL's own processes are counted there too),
+the server's RSS (at start, after warm-up, after logins, peak, end: Argon2 logins are memory-hard, so
+the peak is the login burst), requests per worker, idle keep-alive connections the server had closed
+(the client reconnects before sending, as browsers do; gunicorn's keepalive is 2 s), and this load
+generator's own CPU (it shares the machine's cores).
 
+--think-ms M gives clients a random pause (exponential, mean M ms) between requests: 0 saturates the
+server (throughput-bound), 1000 is a busy but human ward. --cache tries another cache on the server only
+(a settings module written into the data folder). --data-dir DIR keeps the seeded clinic and reuses it.
 --profile adds an in-process profile of one warm patient page (Django test client, cProfile) with the
-number of SQL queries and the size of the page and its figure JSON.
+SQL queries and the size of the page and its figure JSON.
 
-    .venv/bin/python bench/web_load.py                     # 200 patients, 20 clients, 60 s per phase
-    .venv/bin/python bench/web_load.py --patients 20 --seconds 10 --json
+    .venv/bin/python bench/web_load.py --json > web_load.json     # the issue's run (about 8 minutes)
+    .venv/bin/python bench/web_load.py --phases warm --think-ms 1000
+    .venv/bin/python bench/web_load.py --patients 20 --seconds 10  # a quick check
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import os
 import random
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -56,7 +66,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -213,6 +223,13 @@ class Client:
         self.requests_on_conn = 0
         self.last: Sample | None = None
         self.last_done = 0.0
+        self.stale_reconnects = 0
+
+    def _dropped(self) -> bool:
+        """Whether the idle connection was closed by the server (readable with nothing to read means EOF)."""
+        assert self.conn is not None and self.conn.sock is not None
+        readable, _, _ = select.select([self.conn.sock], [], [], 0)
+        return bool(readable)
 
     def _connect(self) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=TIMEOUT_S)
@@ -243,6 +260,11 @@ class Client:
             body = urlencode(form).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         for attempt in (0, 1):
+            if self.conn is not None and self.conn.sock is not None and self._dropped():
+                # The server closed this idle keep-alive connection (gunicorn's keepalive is 2 s): reconnect
+                # first, as browsers and urllib3 do, instead of sending into a closed socket.
+                self.close()
+                self.stale_reconnects += 1
             if self.conn is None or self.conn.sock is None:
                 self._connect()
             reused = self.requests_on_conn > 0
@@ -308,8 +330,11 @@ class Phase:
     client_cpu_s: float = 0.0
     machine_busy_s: float = 0.0
     peak_rss: int = 0
+    rss_after_logins: int = 0
+    rss_at_end: int = 0
     peak_rss_one: int = 0
     server_errors: list[str] = field(default_factory=list)
+    stale_reconnects: list[int] = field(default_factory=list)
 
 
 class Recorder:
@@ -355,6 +380,7 @@ def run_load(
     def go() -> None:  # runs once, when every client has logged in, before any is released
         before["cpu"], before["ru"] = server.cpu_seconds(), resource.getrusage(resource.RUSAGE_SELF)
         before["machine"] = psutil.cpu_times()
+        before["rss_after_logins"] = server.rss()[0]
         t_start[0] = rec.t_zero = time.perf_counter()
         stop_at[0] = t_start[0] + phase.seconds
 
@@ -379,6 +405,7 @@ def run_load(
                 rec.patient_done(c.last.worker, pid, time.perf_counter())
             if think_ms:
                 time.sleep(rng.expovariate(1000 / think_ms))
+        phase.stale_reconnects.append(c.stale_reconnects)
         c.close()
 
     def writer(i: int) -> None:
@@ -418,6 +445,7 @@ def run_load(
             n += 1
             if think_ms:
                 time.sleep(rng.expovariate(1000 / think_ms))
+        phase.stale_reconnects.append(c.stale_reconnects)
         c.close()
 
     threads = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(readers)]
@@ -442,6 +470,7 @@ def run_load(
     phase.cpu_s = sum(phase.cpu_by_pid.values())
     phase.client_cpu_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     phase.peak_rss, phase.peak_rss_one = sampler.peak_total, sampler.peak_one
+    phase.rss_after_logins, phase.rss_at_end = before["rss_after_logins"], server.rss()[0]
     phase.samples = list(rec.samples)
     phase.server_errors = errors
 
@@ -622,6 +651,7 @@ def summarise(phase: Phase, warmup_s: float) -> dict[str, Any]:
         "slow_patient_pages_over_500ms": sum(
             1 for s in phase.samples if s.kind.startswith("patient page") and s.ms > SLOW_MS
         ),
+        "stale_keepalive_reconnects": sum(phase.stale_reconnects),
         "writes_ok": sum(phase.writes_ok.values()),
         "writes_failed": sum(phase.writes_failed.values()),
     }
@@ -737,7 +767,8 @@ def table(name: str, summary: dict[str, Any]) -> str:
         lines.append(f"{kind:34} {r['count']:6d} {rps:>7} {' '.join(cells)} {r['errors']:6d}")
     lines.append(
         f"requests by worker pid {summary['requests_by_worker']}; patient pages over {SLOW_MS:g} ms: "
-        f"{summary['slow_patient_pages_over_500ms']}"
+        f"{summary['slow_patient_pages_over_500ms']}; idle keep-alive connections the server had closed "
+        f"(reconnected before sending): {summary['stale_keepalive_reconnects']}"
     )
     if "server_rss_mb" in summary:
         lines.append(f"server RSS (MB, master + workers): {summary['server_rss_mb']}")
@@ -865,7 +896,12 @@ def main() -> None:
                 server.stop()
                 phase_errors = server.errors_logged()
             s = summarise(phase, args.warmup)
-            s["server_rss_mb"] = {**rss_mb, "peak_during_load": s["server_peak_rss_mb"]}
+            s["server_rss_mb"] = {
+                **rss_mb,
+                "after_logins": round(phase.rss_after_logins / 2**20),
+                "peak_during_logins_and_load": s["server_peak_rss_mb"],
+                "at_end": round(phase.rss_at_end / 2**20),
+            }
             s["server_log_errors"] = len(phase_errors)
             s["errors"] += len(phase_errors)
             s["error_examples"] += phase_errors[:5]

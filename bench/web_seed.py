@@ -77,7 +77,8 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
     tz = timezone.get_current_timezone()
 
     def aware(day: date, at: time) -> datetime:
-        return timezone.make_aware(datetime.combine(day, at), tz)
+        result: datetime = timezone.make_aware(datetime.combine(day, at), tz)
+        return result
 
     # --- what the core computes, once per distinct input --------------------------------------------
     previews = {sig: services.regimen_preview(sig, today) for sig in SIGS}
@@ -215,7 +216,7 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
                         answers=answers,
                         total=result["total"],
                         band=result["band"],
-                        source=SYNTHETIC,
+                        source="clinic",
                     )
                 )
             for name in rng.sample(SYMPTOMS, 3):
