@@ -4,10 +4,13 @@
    later runs reuse it. The generation time and rate are printed.
 2. Speed and memory. Each engine runs in a fresh subprocess of this script (`--only ENGINE --json`),
    so peak memory is that engine's alone: wall time of the full run (`run_cohort` for DuckDB and
-   Spark, writing every output; `run_pandas` for the baseline, which reads the Parquet files and
-   derives the episode table only), rows/s, and peak RSS sampled every 50 ms, the process plus its
-   children (Spark's JVM), taken with the process's ru_maxrss where that is higher. Growth is the
-   peak minus the RSS before the engine started. The ratio is pandas seconds / engine seconds.
+   Spark, with product mapping and every output written; `run_pandas` for the baseline, which
+   reads the Parquet files and derives the episode table only, its lookups built beforehand), rows/s,
+   and peak RSS sampled every 50 ms, the process plus its children (Spark's JVM), taken with the
+   process's ru_maxrss where that is higher. The knowledge base is loaded before the clock starts
+   for every engine. Growth is the peak minus the RSS before the engine started. The ratio is
+   pandas seconds / engine seconds. DuckDB runs with --memory-limit (default 6GB, so that the whole
+   process stays under 8 GB) and spills beyond it to a folder next to the outputs.
 3. Agreement. Spark's and pandas' episode tables against DuckDB's, row by row on (person_id,
    episode_no): whole numbers exactly, reals within 1e-9 relative (float noise around zero, e.g.
    1e-15 where the exact value is 0 or NULL, is counted apart). Before the timed runs the pandas
@@ -37,11 +40,13 @@ import pyarrow.dataset as pads
 from benzotaper.cohort.engine import DuckDBEngine, SparkEngine
 from benzotaper.cohort.generate import generate
 from benzotaper.cohort.pipeline import run_cohort
+from benzotaper.knowledge import load_knowledge
 from cohort_pandas import check_equal, compare_detail, prepare, read_episodes, run_pandas
 
 ROOT = Path("/tmp/benzotaper-cohort-bench")
 DEFAULT_ROWS = 10_000_000
 BIG_ROWS = 100_000_000
+MEMORY_LIMIT = "6GB"
 ENGINES = ("duckdb", "spark", "pandas")
 MARK = "COHORT-BENCH-RESULT "
 MB = 1024 * 1024
@@ -112,7 +117,9 @@ def ensure_data(data: Path, rows: int) -> None:
 # One engine, in its own process
 
 
-def run_one(engine: str, source: Path, out: Path, threads: int, lookups: Path | None) -> dict[str, Any]:
+def run_one(
+    engine: str, source: Path, out: Path, threads: int, lookups: Path | None, memory_limit: str = MEMORY_LIMIT
+) -> dict[str, Any]:
     """Time one engine on `source`; return the figures (the parent prints them)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = count_rows(source)
@@ -135,17 +142,18 @@ def run_one(engine: str, source: Path, out: Path, threads: int, lookups: Path | 
         df.to_parquet(out / "episodes.parquet", index=False)
         episodes = len(df)
     else:
+        knowledge = load_knowledge()
         with PeakRss() as mem:
             t0 = time.perf_counter()
             if engine == "duckdb":
                 tmp = out.parent / "duckdb-tmp"
                 tmp.mkdir(parents=True, exist_ok=True)
-                eng: Any = DuckDBEngine(threads=threads, memory_limit="8GB", temp_dir=tmp)
+                eng: Any = DuckDBEngine(threads=threads, memory_limit=memory_limit, temp_dir=tmp)
             else:
                 eng = SparkEngine(master=f"local[{threads}]")
             startup = time.perf_counter() - t0
             t0 = time.perf_counter()
-            result = run_cohort(source, out, eng)
+            result = run_cohort(source, out, eng, knowledge=knowledge)
             seconds = time.perf_counter() - t0
         steps = result.timings
         episodes = int(result.summary["episodes"])
@@ -169,7 +177,7 @@ def run_one(engine: str, source: Path, out: Path, threads: int, lookups: Path | 
 def spawn(engine: str, args: argparse.Namespace, data: Path, out: Path, lookups: Path | None) -> dict[str, Any] | None:
     """Run one engine in a fresh process of this script; None (and its error output) when it fails."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--only", engine, "--json"]
-    cmd += ["--data", str(data), "--out", str(out), "--threads", str(args.threads)]
+    cmd += ["--data", str(data), "--out", str(out), "--threads", str(args.threads), "--memory-limit", args.memory_limit]
     if lookups is not None:
         cmd += ["--lookups", str(lookups)]
     for attempt in range(1 + args.retries):
@@ -256,6 +264,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help=f"data folder (default {ROOT}/rows-N; generated if missing)")
     parser.add_argument("--out", type=Path, help=f"output folder (default {ROOT}/out-N)")
     parser.add_argument("--threads", type=int, default=2, help="threads for DuckDB, local[N] for Spark")
+    parser.add_argument("--memory-limit", default=MEMORY_LIMIT, help="DuckDB memory_limit (it spills beyond)")
     parser.add_argument("--big", action="store_true", help=f"only DuckDB, on {BIG_ROWS:,} rows")
     parser.add_argument("--check-rows", type=int, default=50_000, help="rows of the pandas vs DuckDB check (0: skip)")
     parser.add_argument("--retries", type=int, default=1, help="runs again of an engine whose process failed")
@@ -269,7 +278,7 @@ def main() -> None:
     out = args.out or ROOT / f"out-{args.rows}"
 
     if args.only:
-        result = run_one(args.only, data, out, args.threads, args.lookups)
+        result = run_one(args.only, data, out, args.threads, args.lookups, args.memory_limit)
         print(MARK + json.dumps(result) if args.json else json.dumps(result, indent=2), flush=True)
         return
 

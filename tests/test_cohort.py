@@ -229,6 +229,31 @@ def test_bad_input_names_the_table_and_column(tmp_path: Path) -> None:
         run_cohort(site, tmp_path / "out")
 
 
+def _assert_same_outputs(a: Path, b: Path) -> None:
+    for name in OUTPUTS:
+        ta, tb = pq.read_table(a / f"{name}.parquet"), pq.read_table(b / f"{name}.parquet")
+        assert ta.schema.names == tb.schema.names, name
+        assert ta.num_rows == tb.num_rows, name
+        for ra, rb in zip(ta.to_pylist(), tb.to_pylist(), strict=True):
+            assert all((ra[k] is None and rb[k] is None) or _same(ra[k], rb[k]) for k in ra), (name, ra, rb)
+
+
+def test_groups_of_persons_give_the_same_results(
+    generated: Path, duck: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large inputs are analysed in groups of persons (memory); the outputs must not change."""
+    from benzotaper.cohort.engine import DuckDBEngine
+
+    monkeypatch.setattr(DuckDBEngine, "PART_ROWS", 4_000)
+    eng = DuckDBEngine()
+    assert eng.parts(15_000) == 4
+    try:
+        run_cohort(generated, tmp_path / "parts", eng)
+    finally:
+        eng.close()
+    _assert_same_outputs(duck, tmp_path / "parts")
+
+
 def test_duckdb_database_input(generated: Path, duck: Path, tmp_path: Path) -> None:
     db = tmp_path / "cdm.duckdb"
     con = duckdb.connect(str(db))
@@ -322,10 +347,4 @@ def test_spark_gives_identical_results(generated: Path, duck: Path, tmp_path: Pa
     if shutil.which("java") is None:
         pytest.fail("Spark needs Java: scripts/install-java.sh installs it (CI runs it)")
     run_cohort(generated, tmp_path / "spark", "spark")
-    for name in OUTPUTS:
-        a = pq.read_table(duck / f"{name}.parquet")
-        b = pq.read_table(tmp_path / "spark" / f"{name}.parquet")
-        assert a.schema.names == b.schema.names, name
-        assert a.num_rows == b.num_rows, name
-        for ra, rb in zip(a.to_pylist(), b.to_pylist(), strict=True):
-            assert all((ra[k] is None and rb[k] is None) or _same(ra[k], rb[k]) for k in ra), (name, ra, rb)
+    _assert_same_outputs(duck, tmp_path / "spark")

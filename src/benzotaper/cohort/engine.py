@@ -107,6 +107,14 @@ class Engine(ABC):
         self.create(name, sql)
 
     @abstractmethod
+    def drop(self, name: str) -> None:
+        """Forget table or view `name` and free its memory (an intermediate no later query reads)."""
+
+    def parts(self, rows: int) -> int:
+        """In how many groups of persons to derive episodes from `rows` prescriptions (1: all at once)."""
+        return 1
+
+    @abstractmethod
     def rows(self, sql: str) -> tuple[list[str], Rows]:
         """Run a query and return its column names and rows (for small results)."""
 
@@ -168,10 +176,13 @@ def _csv_value(value: object) -> object:
 class DuckDBEngine(Engine):
     """DuckDB, embedded; spills to a temporary folder beyond `memory_limit`."""
 
+    PART_ROWS = 25_000_000
+
     def __init__(self, threads: int | None = None, memory_limit: str | None = None, temp_dir: Path | None = None):
         import duckdb
 
         self.dialect = Dialect("duckdb")
+        self._views: set[str] = set()
         self.con = duckdb.connect(":memory:")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -187,7 +198,7 @@ class DuckDBEngine(Engine):
             reader = f"read_parquet('{_quote(where)}')"
         else:
             reader = f"read_csv('{_quote(where)}', header = true, all_varchar = true)"
-        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
+        self.view(name, f"SELECT * FROM {reader}")
         return [c.lower() for c in self.rows(f"SELECT * FROM {name} LIMIT 0")[0]]
 
     def load_database_table(self, name: str, database: Path, table: str) -> list[str] | None:
@@ -199,14 +210,28 @@ class DuckDBEngine(Engine):
         ).fetchall()
         if not found:
             return None
-        self.con.execute(f'CREATE OR REPLACE VIEW {name} AS SELECT * FROM srcdb."{found[0][0]}"."{table}"')
+        self.view(name, f'SELECT * FROM srcdb."{found[0][0]}"."{table}"')
         return [c.lower() for c in self.rows(f"SELECT * FROM {name} LIMIT 0")[0]]
 
     def create(self, name: str, sql: str) -> None:
+        if name in self._views:
+            self.drop(name)
         self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}")
 
     def view(self, name: str, sql: str) -> None:
+        if name not in self._views:
+            self.drop(name)
         self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self._views.add(name)
+
+    def drop(self, name: str) -> None:
+        kind = "VIEW" if name in self._views else "TABLE"
+        self._views.discard(name)
+        self.con.execute(f"DROP {kind} IF EXISTS {name}")
+
+    def parts(self, rows: int) -> int:
+        """Groups of at most PART_ROWS prescriptions: each group's joins and windows stay in memory."""
+        return max(1, -(-rows // self.PART_ROWS))
 
     def write(self, sql: str, path: Path, order: Sequence[tuple[str, str]] = ()) -> int:
         """Parquet straight from DuckDB (COPY), never through Python memory; CSV via the common path."""
@@ -283,15 +308,15 @@ class SparkEngine(Engine):
         )
 
     def create(self, name: str, sql: str) -> None:
-        from pyspark import StorageLevel
-
-        old = self._cached.pop(name, None)
-        df = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
-        df.count()
+        """Computed now and kept as a local checkpoint (memory, then disk): later queries read the rows
+        themselves, not a cached plan (Spark does not look cached plans up inside WITH clauses)."""
+        df = self.spark.sql(sql).localCheckpoint(eager=True)
         df.createOrReplaceTempView(name)
-        if old is not None:
-            old.unpersist()
         self._cached[name] = df
+
+    def drop(self, name: str) -> None:
+        self._cached.pop(name, None)  # its blocks go when Spark's cleaner finds them unreferenced
+        self.spark.catalog.dropTempView(name)
 
     def rows(self, sql: str) -> tuple[list[str], Rows]:
         df = self.spark.sql(sql)
@@ -330,9 +355,10 @@ class SparkEngine(Engine):
         return df.toArrow()
 
     def close(self) -> None:
-        for df in self._cached.values():
-            df.unpersist()
         self._cached.clear()
+        jvm = self.spark.sparkContext._jvm
+        if jvm is not None:
+            jvm.System.gc()  # Spark's cleaner then frees the checkpoints' blocks
 
 
 def _portable_duck(kind: str) -> str:

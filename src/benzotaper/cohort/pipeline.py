@@ -2,14 +2,16 @@
 
 One function, `run_cohort`, drives either engine through the same SQL (queries.py). Lookups that
 need the knowledge base (ingredients, equivalence, DDDs, sig frequencies, interdose risk) are built
-here in Python and handed to the engine as small tables.
+here in Python and handed to the engine as small tables, with a small code for every text. The
+engine says in how many groups of persons to take large inputs (`Engine.parts`: DuckDB keeps each
+group's intermediates near its memory limit; Spark takes everything at once).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,7 +20,6 @@ from typing import Any
 from benzotaper.cohort import queries
 from benzotaper.cohort.engine import Engine, arrow_table, find_table, make_engine
 from benzotaper.cohort.mapping import (
-    PRODUCT_COLUMNS,
     Product,
     VocabRow,
     ingredient_ids,
@@ -144,6 +145,31 @@ def load_tables(engine: Engine, source: Path) -> set[str]:
     return present
 
 
+@dataclass(frozen=True)
+class Keys:
+    """What one scan of drug_exposure finds: distinct product keys with row counts, and the distinct
+    raw route_source_value and sig texts with their normalised (lower-case, trimmed) forms."""
+
+    products: list[tuple[int, str, int]]
+    routes: dict[str, str]
+    sigs: dict[str, str]
+
+
+def scan_keys(engine: Engine) -> Keys:
+    """The distinct texts every Python-built lookup needs, in one pass over drug_exposure."""
+    products: list[tuple[int, str, int]] = []
+    routes: dict[str, str] = {}
+    sigs: dict[str, str] = {}
+    for part, cid, text, route, route_norm, sig, sig_norm, n in engine.rows(queries.distinct_keys())[1]:
+        if part == 0:
+            products.append((int(cid), str(text), int(n)))
+        elif part == 1 and route is not None:
+            routes[str(route)] = str(route_norm)
+        elif part == 2 and sig is not None:
+            sigs[str(sig)] = str(sig_norm)
+    return Keys(products, routes, sigs)
+
+
 def _vocab_rows(engine: Engine, ids: list[int], present: set[str]) -> dict[int, list[VocabRow]]:
     if not present & {"concept", "concept_ancestor", "drug_strength"}:
         return {}
@@ -171,9 +197,14 @@ def _vocab_rows(engine: Engine, ids: list[int], present: set[str]) -> dict[int, 
 
 
 def build_product_map(
-    engine: Engine, knowledge: Knowledge, ck: CohortKnowledge, present: set[str]
+    engine: Engine, knowledge: Knowledge, ck: CohortKnowledge, present: set[str], keys: Keys | None = None
 ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     """Map every distinct product key; return the product_map rows and the mapping report."""
+    keys = keys or scan_keys(engine)
+    engine.put(
+        "product_keys",
+        arrow_table([("drug_concept_id", "BIGINT"), ("drug_source_value", "TEXT"), ("n", "BIGINT")], keys.products),
+    )
     site: list[tuple[int, str]] = []
     if "concept" in present:
         site = [
@@ -186,15 +217,14 @@ def build_product_map(
     ids = ingredient_ids(knowledge, ck, site)
     vocab = _vocab_rows(engine, sorted(ids), present)
     names, codes = name_index(knowledge, ck), product_codes(ck)
-    keys = engine.rows(queries.product_keys())[1]
     rows: list[tuple[Any, ...]] = []
     report: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for cid, text, n in keys:
-        p: Product = map_product(int(cid), str(text), vocab.get(int(cid), []), ids, codes, names, ck)
-        rows.append((int(cid), str(text), p.ingredient, p.kind, p.unit_mg, p.form, p.route_hint, p.method, p.status))
+    for cid, text, n in sorted(keys.products, key=lambda k: (-k[2], k[0], k[1])):  # examples: most frequent
+        p: Product = map_product(cid, text, vocab.get(cid, []), ids, codes, names, ck)
+        rows.append((cid, text, p.ingredient, p.kind, p.unit_mg, p.form, p.route_hint, p.method, p.status))
         key = (p.status, p.method, p.kind or "", p.ingredient or "")
         entry = report.setdefault(key, {"rows": 0, "examples": []})
-        entry["rows"] += int(n)
+        entry["rows"] += n
         if p.status in ("unmapped", "unsupported_ingredient") and len(entry["examples"]) < 5:
             entry["examples"].append(text or f"concept {cid}")
     mapping = [
@@ -204,25 +234,33 @@ def build_product_map(
     return rows, mapping
 
 
-_INTERDOSE: dict[int, tuple[tuple[str, int, int], ...]] = {}
+_INTERDOSE: dict[tuple[int, str], tuple[tuple[int, int], ...]] = {}
 
 
-def interdose_rows(knowledge: Knowledge) -> tuple[tuple[str, int, int], ...]:
-    """(ingredient, doses per day, 1 if the clinic's interdose-withdrawal rule fires at steady state)."""
-    if id(knowledge) in _INTERDOSE:
-        return _INTERDOSE[id(knowledge)]
+def interdose_rows(knowledge: Knowledge, drugs: Iterable[str] | None = None) -> tuple[tuple[str, int, int], ...]:
+    """(ingredient, doses per day, 1 if the clinic's interdose-withdrawal rule fires at steady state).
+
+    For every drug of the knowledge base, or only `drugs` (the ingredients a data set holds: each
+    drug is simulated once per process, which is most of a small run's time).
+    """
     rows = []
     for drug in knowledge.drugs.values():
-        for n in range(2, 7):
-            try:
-                report = simulate_sig(
-                    knowledge, f"{drug.name} {n} mg/day in {n} doses", days=21, start=date(2024, 1, 1)
-                )
-            except BenzotaperError:
-                break
-            rows.append((drug.id, n, int(report.days[-1].interdose_withdrawal)))
-    _INTERDOSE[id(knowledge)] = tuple(rows)
-    return _INTERDOSE[id(knowledge)]
+        if drugs is not None and drug.id not in drugs:
+            continue
+        key = (id(knowledge), drug.id)
+        if key not in _INTERDOSE:
+            found = []
+            for n in range(2, 7):
+                try:
+                    report = simulate_sig(
+                        knowledge, f"{drug.name} {n} mg/day in {n} doses", days=21, start=date(2024, 1, 1)
+                    )
+                except BenzotaperError:
+                    break
+                found.append((n, int(report.days[-1].interdose_withdrawal)))
+            _INTERDOSE[key] = tuple(found)
+        rows += [(drug.id, n, risk) for n, risk in _INTERDOSE[key]]
+    return tuple(rows)
 
 
 def sig_doses(sig: str, knowledge: Knowledge) -> int | None:
@@ -236,8 +274,16 @@ def sig_doses(sig: str, knowledge: Knowledge) -> int | None:
     return best[1] if best else None
 
 
-def _lookups(engine: Engine, knowledge: Knowledge, ck: CohortKnowledge, s: CohortSettings) -> None:
-    ingredients = []
+def _lookups(
+    engine: Engine,
+    knowledge: Knowledge,
+    ck: CohortKnowledge,
+    s: CohortSettings,
+    keys: Keys,
+    products: list[tuple[Any, ...]],
+) -> queries.Routes:
+    """The small tables the SQL joins: every text the big intermediates would carry becomes a code here."""
+    ingredients: list[tuple[str, str, float | None, float | None]] = []
     for d in knowledge.drugs.values():
         try:
             de = diazepam_equivalent_mg(knowledge, d.id, 1.0)
@@ -246,41 +292,153 @@ def _lookups(engine: Engine, knowledge: Knowledge, ck: CohortKnowledge, s: Cohor
         ddd = ck.ddd.get(d.id)
         ingredients.append((d.id, "bzd", de, ddd.value if ddd else None))
     ingredients += [(o, "opioid", None, None) for o in ck.opioids]
+    bzds = [n for n, kind, _, _ in ingredients if kind == "bzd"]
+    if len(bzds) > 62:
+        raise CohortError(f"{len(bzds)} BZD ingredients: an episode's ingredient set is a 62-bit mask")
+    # BZD codes are powers of two (an episode's ingredients are a bit mask), opioid codes negative
+    code = {n: 1 << i for i, n in enumerate(bzds)}
+    code.update({n: -1 - i for i, (n, kind, _, _) in enumerate(ingredients) if kind != "bzd"})
     engine.put(
         "ingredient",
         arrow_table(
-            [("ingredient", "TEXT"), ("kind", "TEXT"), ("de_per_mg", "DOUBLE"), ("ddd_mg", "DOUBLE")], ingredients
+            [("ing", "BIGINT"), ("ingredient", "TEXT"), ("kind", "TEXT"), ("bit", "BIGINT")],
+            [(code[n], n, k, code[n] if k == "bzd" else 0) for n, k, _, _ in ingredients],
         ),
+    )
+    by_name = {n: (de, ddd) for n, _, de, ddd in ingredients}
+    words = {w: g for g, ws in ck.omop.route_words.items() for w in ws}
+    groups = sorted({*ck.omop.routes.values(), *words.values(), "parenteral", "unknown"})
+    route = {g: i for i, g in enumerate(groups)}
+    engine.put(
+        "route_group", arrow_table([("route", "INT"), ("route_group", "TEXT")], [(i, g) for g, i in route.items()])
     )
     engine.put(
         "route_map",
-        arrow_table([("route_concept_id", "BIGINT"), ("route_group", "TEXT")], list(ck.omop.routes.items())),
+        arrow_table(
+            [("route_concept_id", "BIGINT"), ("route", "INT")], [(c, route[g]) for c, g in ck.omop.routes.items()]
+        ),
     )
-    words = {w: g for g, ws in ck.omop.route_words.items() for w in ws}
-    raw_routes = engine.rows("SELECT DISTINCT lower(trim(route_source_value)) FROM drug_exposure")[1]
     engine.put(
         "route_words",
         arrow_table(
-            [("route_source_value", "TEXT"), ("route_group", "TEXT")],
-            [(r[0], words[r[0]]) for r in raw_routes if r[0] in words],
+            [("route_source_value", "TEXT"), ("route", "INT")],
+            [(raw, route[words[norm]]) for raw, norm in keys.routes.items() if norm in words],
         ),
     )
-    sigs = engine.rows("SELECT DISTINCT lower(trim(sig)) FROM drug_exposure WHERE sig IS NOT NULL")[1]
-    parsed = [(r[0], sig_doses(r[0], knowledge)) for r in sigs]
+    parsed = [(raw, sig_doses(norm, knowledge)) for raw, norm in keys.sigs.items()]
     engine.put(
         "sig_map", arrow_table([("sig", "TEXT"), ("doses_per_day", "INT")], [p for p in parsed if p[1] is not None])
     )
+    kinds = {"bzd": queries.BZD, "opioid": queries.OPIOID}
+    dim = []
+    for cid, text, ingredient, kind, unit_mg, form, hint, _, _ in products:
+        if kind in kinds:
+            de_per_mg, ddd_mg = by_name.get(ingredient, (None, None))
+            solid = 1 if form == "solid" else 0
+            dim.append((cid, text, code[ingredient], kinds[kind], unit_mg, solid, route.get(hint), de_per_mg, ddd_mg))
+    engine.put(
+        "product_dim",
+        arrow_table(
+            [
+                ("drug_concept_id", "BIGINT"),
+                ("drug_source_value", "TEXT"),
+                ("ing", "BIGINT"),
+                ("kind", "INT"),
+                ("unit_mg", "DOUBLE"),
+                ("solid", "INT"),
+                ("hint", "INT"),
+                ("de_per_mg", "DOUBLE"),
+                ("ddd_mg", "DOUBLE"),
+            ],
+            dim,
+        ),
+    )
+    present = {r[2] for r in products if r[3] == "bzd"}
     engine.put(
         "interdose",
         arrow_table(
-            [("ingredient", "TEXT"), ("doses_per_day", "INT"), ("at_risk", "INT")], list(interdose_rows(knowledge))
+            [("ing", "BIGINT"), ("doses_per_day", "INT"), ("at_risk", "INT")],
+            [(code[i], n, risk) for i, n, risk in interdose_rows(knowledge, present)],
         ),
     )
-    engine.put("age_bands", arrow_table([("label", "TEXT"), ("lo", "INT"), ("hi", "INT")], s.band_table()))
+    engine.put(
+        "age_band",
+        arrow_table(
+            [("age", "INT"), ("label", "TEXT")], [(a, b) for b, lo, hi in s.band_table() for a in range(lo, hi + 1)]
+        ),
+    )
+    analysed = tuple(route[g] for g in ck.omop.analysed_with_oral if g in route)
+    return queries.Routes(analysed, route["parenteral"], route["unknown"])
 
 
-def _years(engine: Engine) -> list[int]:
-    lo_hi = engine.rows("SELECT MIN(year(episode_start)), MAX(year(episode_end)) FROM episodes")[1][0]
+def _person_ranges(eng: Engine, parts: int, bins: int = 4096) -> list[tuple[int | None, int | None]]:
+    """`parts` ranges of person_id with about as many drug_exposure rows each: (first id or None, end or None)."""
+    if parts <= 1:
+        return [(None, None)]
+    hist = eng.rows(queries.person_histogram(bins))[1]
+    if not hist:
+        return [(None, None)]
+    lo, hi = int(hist[0][0]), int(hist[0][1])
+    counts = dict.fromkeys(range(bins), 0)
+    for _, _, b, n in hist:
+        counts[int(b)] += int(n)
+    total, running = sum(counts.values()), 0
+    cuts: list[int] = []
+    for b in range(bins):
+        running += counts[b]
+        if running >= total * (len(cuts) + 1) / parts and len(cuts) < parts - 1:
+            cuts.append(lo + ((b + 1) * (hi - lo + 1)) // bins)  # first id of the next bin
+    edges = sorted(set(cuts))
+    return list(zip([None, *edges], [*edges, None], strict=True))
+
+
+def _episodes_part(
+    eng: Engine, s: CohortSettings, ck: CohortKnowledge, routes: queries.Routes, part: int, where: str
+) -> None:
+    """Doses, episodes and per-person results of one group of persons (`where`; empty: everyone).
+
+    Every step here is within a person, so the persons can be taken in groups that each fit the
+    engine's memory (one read of drug_exposure per group, only where the group's rows are when the
+    file is in person order); the population tables and the quality counts add the groups up
+    afterwards. The results are `episodes_<part>`, `person_summary_<part>`, `users_age_sex_<part>`,
+    `users_drug_<part>` and `quality_counts_<part>`.
+    """
+    eng.view("exposure", queries.exposure(s, eng.dialect, routes, where))
+    eng.create("rx_order", queries.rx_order(s, eng.dialect, routes))
+    eng.create(f"quality_counts_{part}", queries.quality_counts())
+    eng.create("part_opioid", queries.opioid(routes))
+    eng.view("rx", "SELECT * FROM rx_order WHERE analysed = 1")
+    eng.create("fix_end", queries.fix_end(eng.dialect))
+    eng.create("episode_start", queries.episode_starts())
+    eng.create("episode_rx", queries.episode_rx())
+    for name in ("rx", "rx_order", "fix_end", "episode_start"):
+        eng.drop(name)
+    eng.create("episode_base", queries.episode_base(eng.dialect))
+    eng.create("mask_ingredient", queries.mask_ingredient())
+    eng.create("sweep_episodes", queries.sweep_episodes())
+    eng.create("segments", queries.segments(eng.dialect))
+    eng.create("opioid_islands", queries.opioid_islands())
+    eng.create("opioid_days", queries.opioid_days(eng.dialect))
+    eng.create("prescriber_peak", queries.prescriber_peak(s, eng.dialect))
+    eng.drop("episode_rx")
+    eng.create(f"episodes_{part}", queries.with_flag_bits(s, queries.episodes(s, eng.dialect)))
+    for name in ("episode_base", "sweep_episodes", "segments", "opioid_islands", "opioid_days", "prescriber_peak"):
+        eng.drop(name)
+    eng.view("episodes_part", f"SELECT * FROM episodes_{part}")
+    years = _years(eng, "episodes_part")
+    pairs = [(y0, y1, y) for y0 in years for y1 in years if y1 >= y0 for y in range(y0, y1 + 1)]
+    eng.put("year_span", arrow_table([("y0", "INT"), ("y1", "INT"), ("year", "INT")], pairs))
+    eng.create("person_years", queries.person_years())
+    eng.create(f"person_summary_{part}", queries.person_summary(s))
+    eng.view("summary_part", f"SELECT * FROM person_summary_{part}")
+    eng.create(f"users_age_sex_{part}", queries.users_by_year_age_sex(s, ck.omop.male, ck.omop.female))
+    eng.create(f"users_drug_{part}", queries.users_by_year_drug(s))
+    for name in ("person_years", "mask_ingredient", "episodes_part", "summary_part", "part_opioid", "year_span"):
+        eng.drop(name)
+
+
+def _years(engine: Engine, table: str = "episodes") -> list[int]:
+    lo_hi = engine.rows(f"SELECT MIN(year(episode_start)), MAX(year(episode_end)) FROM {table}")[1][0]
     if lo_hi[0] is None:
         return []
     return list(range(int(lo_hi[0]), int(lo_hi[1]) + 1))
@@ -316,20 +474,21 @@ def run_cohort(
     try:
         present = load_tables(eng, source)
         step("load")
-        rows, mapping = build_product_map(eng, knowledge, ck, present)
-        eng.put("product_map", arrow_table(PRODUCT_COLUMNS, rows))
-        _lookups(eng, knowledge, ck, s)
+        keys = scan_keys(eng)
+        rows, mapping = build_product_map(eng, knowledge, ck, present, keys)
+        routes = _lookups(eng, knowledge, ck, s, keys, rows)
         step("map products")
-        eng.create("exposure", queries.exposure(s, eng.dialect))
-        eng.create("bzd_rx", queries.bzd_rx(s, eng.dialect))
+        bounds = _person_ranges(eng, eng.parts(int(eng.rows("SELECT COUNT(*) FROM drug_exposure")[1][0][0])))
+        parts = len(bounds)
+        for part, (first, after) in enumerate(bounds):
+            _episodes_part(eng, s, ck, routes, part, queries.in_range("e.person_id", first, after) if parts > 1 else "")
         step("daily doses and episodes")
-        eng.create("episode_base", queries.episode_base(eng.dialect))
-        eng.create("segments", queries.segments(eng.dialect))
-        eng.create("prescriber_peak", queries.prescriber_peak(s, eng.dialect))
-        eng.create("episodes", queries.episodes(s))
+        for table in ("quality_counts", "episodes", "person_summary", "users_age_sex", "users_drug"):
+            name = "quality_parts" if table == "quality_counts" else table
+            eng.view(name, queries.union_all([f"{table}_{i}" for i in range(parts)]))  # read once or twice
+        eng.view("quality_counts", queries.quality_sums())
         step("indicators")
         eng.put("years", arrow_table([("year", "INT")], [(y,) for y in _years(eng)]))
-        eng.create("person_years", queries.person_years(s))
         outputs = _write(eng, s, ck, out_dir, fmt, mapping)
         step("write")
         summary = _summary(eng, s, mapping, present, outputs)
@@ -347,14 +506,14 @@ def _write(
 ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     queries_by_name = {
-        "episodes": ("SELECT * FROM episodes", ("person_id", "episode_no")),
+        "episodes": (f"SELECT {', '.join(queries.episode_columns(s))} FROM episodes", ("person_id", "episode_no")),
         "by_year_age_sex": (
             queries.by_year_age_sex(s, ck.omop.male, ck.omop.female),
             ("year", "age_band", "sex"),
         ),
         "by_year_drug": (queries.by_year_drug(s), ("year", "drug")),
         "quality": (
-            queries.quality(eng.dialect),
+            queries.quality(),
             ("kind", "route_group", "ingredient", "duration_rule", "dose_rule", "doses_rule"),
         ),
     }
@@ -363,7 +522,6 @@ def _write(
         path = out_dir / f"{name}.{fmt}"
         eng.write(sql, path, [(k, "ascending") for k in keys])
         outputs[name] = path
-    eng.create("person_summary", queries.person_summary(s))
     outputs["candidates"] = _write_candidates(eng, s, out_dir, fmt)
     mapping_cols = [
         ("status", "TEXT"),
@@ -427,7 +585,8 @@ def _summary(
     cand = eng.rows(f"SELECT COUNT(*) FROM ({candidate_sql(s)}) c")[1][0][0]
     total = eng.rows("SELECT COUNT(*) FROM drug_exposure")[1][0][0]
     routes = eng.rows(
-        "SELECT kind, route_group, COUNT(*) FROM exposure GROUP BY kind, route_group ORDER BY kind, route_group"
+        f"SELECT kind, route_group, SUM(rows) FROM ({queries.quality()}) q GROUP BY kind, route_group"
+        " ORDER BY kind, route_group"
     )[1]
     persons = eng.rows("SELECT COUNT(*) FROM person")[1][0][0]
     return {

@@ -1,18 +1,46 @@
 """The indicator SQL, written once: every engine runs these texts (only `Dialect` calls differ).
 
-Tables read: `drug_exposure`, `person` (typed views), and lookups built in Python: `product_map`,
-`ingredient`, `route_map`, `route_words`, `sig_map`, `interdose`, `years`, `age_bands`.
+Tables read: `drug_exposure`, `person` (typed views), and lookups built in Python: `product_dim`
+(the in-scope products, with codes), `ingredient`, `route_group`, `route_map`, `route_words`,
+`sig_map`, `interdose`, `year_span`, `years`, `age_band`.
 Rules (docs/cohort.md): duration from days_supply, else the end date, else quantity / DDD, else
 one day; daily dose = quantity x strength / duration; a newer prescription of the same ingredient
 supersedes the older from its first day; doses of different ingredients add up.
+
+How it stays fast (docs/cohort.md, "Speed and memory"): drug_exposure is read once per group of
+persons into `rx_order`, which holds numbers and small codes (ingredient, kind, route group, the
+rules used), never text; names come back from the small lookups in the small outputs. One window
+pass over each person's prescriptions finds episode starts and superseded prescriptions; the
+prescriptions then find their episode by an equi-join to the (few) episode starts. The day-by-day
+sweep runs only for episodes with two or more ingredients; elsewhere the highest day total is the
+highest single daily dose and opioid days add up pair by pair. Indicator flags travel as one bit
+mask through the per-person and per-year groupings; every range join is an equi-join on a small
+lookup (year_span, age_band).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from benzotaper.cohort.engine import Dialect
 from benzotaper.cohort.settings import CohortSettings
 
 ORIGIN = "DATE '2000-01-01'"
+BZD, OPIOID = 1, 2  # product_dim.kind and exposure.kind
+KINDS = ("", "bzd", "opioid")
+DURATION_RULES = ("days_supply", "end_date", "quantity_over_ddd", "single_day")
+DOSE_RULES = ("computed", "missing_quantity", "missing_strength", "no_equivalence", "implausible", "not_applicable")
+DOSES_RULES = ("sig", "units_per_day", "unknown")
+MIN_DE = "1e-9"  # a day's total at or below this is float noise around 0 (no computable dose)
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Route group codes the queries filter on (the `route_group` lookup names every code)."""
+
+    analysed: tuple[int, ...]  # oral and oromucosal: these BZD rows form episodes
+    parenteral: int  # opioids of every other route count for co-prescription
+    unknown: int
 
 
 def typed(table: str, columns: dict[str, str], present: set[str], dialect: Dialect) -> str:
@@ -25,12 +53,20 @@ def typed(table: str, columns: dict[str, str], present: set[str], dialect: Diale
     return f"SELECT {', '.join(parts)} FROM {table}"
 
 
-def product_keys() -> str:
-    """Distinct (concept, source value) pairs and their row counts: mapped once, in Python."""
-    return (
-        "SELECT COALESCE(drug_concept_id, 0) AS drug_concept_id, COALESCE(drug_source_value, '') AS drug_source_value,"
-        " COUNT(*) AS n FROM drug_exposure GROUP BY COALESCE(drug_concept_id, 0), COALESCE(drug_source_value, '')"
-    )
+def distinct_keys() -> str:
+    """One scan for every lookup built in Python: the distinct product keys with their row counts,
+    and the distinct route_source_value and sig texts with their normalised (lower, trimmed) form.
+
+    `part` says which: 0 product key, 1 route text, 2 sig text.
+    """
+    return """
+SELECT CASE WHEN GROUPING(drug_concept_id) = 0 THEN 0 WHEN GROUPING(route_source_value) = 0 THEN 1 ELSE 2 END AS part,
+       drug_concept_id, drug_source_value, route_source_value, lower(trim(route_source_value)) AS route_norm,
+       sig, lower(trim(sig)) AS sig_norm, COUNT(*) AS n
+FROM (SELECT COALESCE(drug_concept_id, 0) AS drug_concept_id, COALESCE(drug_source_value, '') AS drug_source_value,
+             route_source_value, sig FROM drug_exposure) k
+GROUP BY GROUPING SETS ((drug_concept_id, drug_source_value), (route_source_value), (sig))
+"""
 
 
 def vocabulary_lookup(ingredient_ids: list[int], has_ancestor: bool, has_strength: bool, has_concept: bool) -> str:
@@ -58,136 +94,271 @@ def vocabulary_lookup(ingredient_ids: list[int], has_ancestor: bool, has_strengt
     concept = "LEFT JOIN concept c ON c.concept_id = k.drug_concept_id" if has_concept else ""
     concept_cols = "c.concept_name, c.vocabulary_id, c.concept_code" if has_concept else "NULL, NULL, NULL"
     return (
-        "WITH k AS (SELECT DISTINCT drug_concept_id FROM drug_exposure WHERE drug_concept_id IS NOT NULL"
-        " AND drug_concept_id <> 0) "
+        "WITH k AS (SELECT * FROM product_keys WHERE drug_concept_id <> 0) "
         f"SELECT k.drug_concept_id, ca.ancestor_concept_id, {strength_cols}, {concept_cols} "
         f"FROM k {ancestor} {strength} {concept}"
     )
 
 
-def exposure(s: CohortSettings, d: Dialect) -> str:
-    """Every in-scope row: ingredient, route group, duration and daily dose with the rule used."""
-    start, end = "e.drug_exposure_start_date", "e.drug_exposure_end_date"
-    ddd_days = f"CAST(floor(LEAST(e.quantity * p.unit_mg / i.ddd_mg, {s.max_days_supply}) + 0.5) AS INT)"
-    duration = (
-        f"CASE WHEN e.days_supply > 0 AND e.days_supply <= {s.max_days_supply} THEN e.days_supply"
-        f" WHEN {end} > {start} AND {d.days(start, end)} < {s.max_days_supply} THEN {d.days(start, end)} + 1"
-        f" WHEN e.quantity > 0 AND p.unit_mg > 0 AND i.ddd_mg > 0 AND {ddd_days} >= 1 THEN {ddd_days}"
-        f" ELSE 1 END"
+def exposure(s: CohortSettings, d: Dialect, routes: Routes, where: str = "") -> str:
+    """Every in-scope row (BZD and opioid), narrow: numbers and small codes only, no text.
+
+    `ing` is the ingredient's code (a power of two for BZDs, so an episode's ingredient set is a bit
+    mask; negative for opioids). kind, route group and the rules used are small codes:
+    duration_rule indexes DURATION_RULES, dose_rule DOSE_RULES, doses_rule DOSES_RULES. `interdose`
+    is 1 when the clinic's interdose-withdrawal rule fires for the ingredient at the doses per day.
+    `where` (on drug_exposure `e`) keeps the rows of one group of persons.
+    """
+    start, end, top = "e.drug_exposure_start_date", "e.drug_exposure_end_date", s.max_days_supply
+    span = d.days(start, end)
+    ddd_days = f"CAST(floor(LEAST(e.quantity * p.unit_mg / p.ddd_mg, {top}) + 0.5) AS INT)"
+    cases = (
+        (f"e.days_supply > 0 AND e.days_supply <= {top}", "e.days_supply"),
+        (f"{end} > {start} AND {span} < {top}", f"{span} + 1"),
+        (f"e.quantity > 0 AND p.unit_mg > 0 AND p.ddd_mg > 0 AND {ddd_days} >= 1", ddd_days),
     )
-    rule = (
-        f"CASE WHEN e.days_supply > 0 AND e.days_supply <= {s.max_days_supply} THEN 'days_supply'"
-        f" WHEN {end} > {start} AND {d.days(start, end)} < {s.max_days_supply} THEN 'end_date'"
-        f" WHEN e.quantity > 0 AND p.unit_mg > 0 AND i.ddd_mg > 0 AND {ddd_days} >= 1 THEN 'quantity_over_ddd'"
-        f" ELSE 'single_day' END"
-    )
-    route = "COALESCE(rm.route_group, rw.route_group, p.route_hint, 'unknown')"
+    rule = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _) in enumerate(cases)) + " ELSE 3 END"
+    duration = "CAST(CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in cases) + " ELSE 1 END AS INT)"
+    route = f"COALESCE(rm.route, rw.route, p.hint, {routes.unknown})"
+    units = "x.solid = 1 AND x.quantity > 0 AND x.duration_rule <= 1"
+    de, top_de = "x.raw_mg * x.de_per_mg", s.plausible_max_de_mg
     return f"""
-WITH base AS (
-  SELECT e.drug_exposure_id, e.person_id, p.ingredient, p.kind, {route} AS route_group,
-         {start} AS start_date, {duration} AS duration, {rule} AS duration_rule,
-         e.quantity, p.unit_mg, p.form, e.provider_id, e.sig, i.de_per_mg
+WITH b AS (
+  SELECT e.person_id, e.drug_exposure_id, p.ing, p.kind, {route} AS route, {start} AS start_date,
+         {duration} AS duration, {rule} AS duration_rule, e.quantity, p.unit_mg, p.solid, e.provider_id,
+         p.de_per_mg, sm.doses_per_day AS sig_doses
   FROM drug_exposure e
-  JOIN product_map p ON p.drug_concept_id = COALESCE(e.drug_concept_id, 0)
+  JOIN product_dim p ON p.drug_concept_id = COALESCE(e.drug_concept_id, 0)
        AND p.drug_source_value = COALESCE(e.drug_source_value, '')
-  LEFT JOIN ingredient i ON i.ingredient = p.ingredient
   LEFT JOIN route_map rm ON rm.route_concept_id = e.route_concept_id
-  LEFT JOIN route_words rw ON rw.route_source_value = lower(trim(e.route_source_value))
-  WHERE p.kind IN ('bzd', 'opioid')
-), dosed AS (
-  SELECT b.*, {d.add_days("b.start_date", "b.duration - 1")} AS end_date,
-         CASE WHEN b.quantity > 0 AND b.unit_mg > 0 THEN b.quantity * b.unit_mg / b.duration END AS raw_mg
-  FROM base b
+  LEFT JOIN route_words rw ON rw.route_source_value = e.route_source_value
+  LEFT JOIN sig_map sm ON sm.sig = e.sig
+  {f"WHERE {where}" if where else ""}
+), x AS (
+  SELECT b.*, CASE WHEN b.quantity > 0 AND b.unit_mg > 0 THEN b.quantity * b.unit_mg / b.duration END AS raw_mg
+  FROM b
+), y AS (
+  SELECT x.person_id, x.drug_exposure_id, x.ing, x.kind, x.route, x.start_date,
+         {d.add_days("x.start_date", "x.duration - 1")} AS end_date, x.duration_rule, x.provider_id,
+         CASE WHEN {de} > {top_de} THEN NULL ELSE {de} END AS daily_de,
+         CASE WHEN x.kind = {OPIOID} THEN 5 WHEN x.quantity IS NULL OR x.quantity <= 0 THEN 1
+              WHEN x.unit_mg IS NULL THEN 2 WHEN x.de_per_mg IS NULL THEN 3
+              WHEN {de} > {top_de} THEN 4 ELSE 0 END AS dose_rule,
+         COALESCE(x.sig_doses, CASE WHEN {units} THEN CAST(floor(x.quantity / x.duration + 0.5) AS INT) END)
+           AS doses_per_day,
+         CASE WHEN x.sig_doses IS NOT NULL THEN 0 WHEN {units} THEN 1 ELSE 2 END AS doses_rule
+  FROM x
 )
-SELECT x.drug_exposure_id, x.person_id, x.ingredient, x.kind, x.route_group, x.start_date, x.end_date,
-       x.duration, x.duration_rule, x.provider_id,
-       CASE WHEN x.raw_mg * x.de_per_mg > {s.plausible_max_de_mg} THEN NULL ELSE x.raw_mg END AS daily_mg,
-       CASE WHEN x.raw_mg * x.de_per_mg > {s.plausible_max_de_mg} THEN NULL ELSE x.raw_mg * x.de_per_mg END AS daily_de,
-       CASE WHEN x.kind = 'opioid' THEN 'not_applicable'
-            WHEN x.quantity IS NULL OR x.quantity <= 0 THEN 'missing_quantity'
-            WHEN x.unit_mg IS NULL THEN 'missing_strength'
-            WHEN x.de_per_mg IS NULL THEN 'no_equivalence'
-            WHEN x.raw_mg * x.de_per_mg > {s.plausible_max_de_mg} THEN 'implausible'
-            ELSE 'computed' END AS dose_rule,
-       COALESCE(sm.doses_per_day,
-                CASE WHEN x.form = 'solid' AND x.quantity > 0 AND x.duration_rule IN ('days_supply', 'end_date')
-                     THEN CAST(floor(x.quantity / x.duration + 0.5) AS INT) END) AS doses_per_day,
-       CASE WHEN sm.doses_per_day IS NOT NULL THEN 'sig' WHEN x.form = 'solid' AND x.quantity > 0
-            AND x.duration_rule IN ('days_supply', 'end_date') THEN 'units_per_day' ELSE 'unknown' END AS doses_rule
-FROM dosed x
-LEFT JOIN sig_map sm ON sm.sig = lower(trim(x.sig))
+SELECT y.person_id, y.drug_exposure_id, y.ing, CAST(y.kind AS TINYINT) AS kind, CAST(y.route AS TINYINT) AS route,
+       y.start_date, y.end_date, y.daily_de, y.provider_id, CAST(COALESCE(ir.at_risk, 0) AS TINYINT) AS interdose,
+       CAST(y.duration_rule AS TINYINT) AS duration_rule, CAST(y.dose_rule AS TINYINT) AS dose_rule,
+       CAST(y.doses_rule AS TINYINT) AS doses_rule
+FROM y LEFT JOIN interdose ir ON ir.ing = y.ing AND ir.doses_per_day = y.doses_per_day
 """
 
 
-def bzd_rx(s: CohortSettings, d: Dialect) -> str:
-    """Oral BZD/Z-drug prescriptions with their episode number and superseded end (`eff_end`)."""
-    order = "ORDER BY start_date, drug_exposure_id"
-    prev_end = f"max(end_date) OVER (PARTITION BY person_id {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+def rx_order(s: CohortSettings, d: Dialect, routes: Routes) -> str:
+    """Every in-scope row (exposure) with one window pass over each person's analysed prescriptions.
+
+    The analysed prescriptions (`analysed` = 1: BZD/Z-drugs of the routes analysed with oral use)
+    are taken in order of start (then id); other rows ride along for the quality counts and the
+    opioid days. `is_start`: the days without supply before this prescription (after the latest
+    end among the person's earlier ones) exceed the gap, so it opens an episode. `eff_end`: the day
+    before the next prescription starts, when that one is the same ingredient and starts before
+    this one ends (a newer prescription supersedes the older from its first day). `overlap`: 0 when
+    no later prescription starts before this one ends, 1 when the next one is the same ingredient,
+    2 when it is another ingredient: the next of the same ingredient may still start in time (fix_end).
+    """
+    analysed = ", ".join(str(r) for r in routes.analysed) or "NULL"
+    part = "PARTITION BY person_id, analysed ORDER BY start_date, drug_exposure_id"
     return f"""
-WITH i AS (
-  SELECT x.drug_exposure_id, x.person_id, x.ingredient, x.start_date, x.end_date, x.duration, x.daily_de,
-         x.provider_id, COALESCE(ir.at_risk, 0) AS interdose
-  FROM exposure x
-  LEFT JOIN interdose ir ON ir.ingredient = x.ingredient AND ir.doses_per_day = x.doses_per_day
-  WHERE x.kind = 'bzd' AND x.route_group IN ('oral', 'oromucosal')
+WITH x AS (
+  SELECT e.*, CAST(CASE WHEN kind = {BZD} AND route IN ({analysed}) THEN 1 ELSE 0 END AS TINYINT) AS analysed
+  FROM exposure e
 ), o AS (
-  SELECT i.*, {prev_end} AS prev_end,
-         lead(start_date) OVER (PARTITION BY person_id, ingredient {order}) AS next_same
-  FROM i
-), f AS (
-  SELECT o.*, CASE WHEN prev_end IS NULL OR {d.days("prev_end", "start_date")} - 1 > {s.gap_days} THEN 1 ELSE 0 END
-         AS is_start
-  FROM o
+  SELECT x.*,
+         max(end_date) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end,
+         lead(start_date) OVER ({part}) AS next_start, lead(ing) OVER ({part}) AS next_ing
+  FROM x
 )
-SELECT f.drug_exposure_id, f.person_id, f.ingredient, f.start_date, f.end_date, f.duration, f.daily_de,
-       f.provider_id, f.interdose, f.is_start,
-       SUM(is_start) OVER (PARTITION BY person_id {order}
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode_no,
-       CASE WHEN next_same IS NOT NULL AND next_same <= end_date THEN {d.add_days("next_same", "-1")}
-            ELSE end_date END AS eff_end
-FROM f
+SELECT person_id, drug_exposure_id, ing, kind, route, analysed, start_date, end_date, daily_de, provider_id,
+       interdose, duration_rule, dose_rule, doses_rule,
+       CASE WHEN prev_end IS NULL OR {d.days("prev_end", "start_date")} - 1 > {s.gap_days} THEN 1 ELSE 0 END
+         AS is_start,
+       CASE WHEN next_start IS NULL OR next_start > end_date THEN 0 WHEN next_ing = ing THEN 1 ELSE 2 END AS overlap,
+       CASE WHEN next_ing = ing AND next_start <= end_date THEN {d.add_days("next_start", "-1")} ELSE end_date END
+         AS eff_end
+FROM o
+"""
+
+
+def quality_counts() -> str:
+    """Rows per kind, route group, ingredient and rules (codes; small)."""
+    return """
+SELECT kind, route, ing, duration_rule, dose_rule, doses_rule, COUNT(*) AS n
+FROM rx_order GROUP BY kind, route, ing, duration_rule, dose_rule, doses_rule
+"""
+
+
+def quality_sums() -> str:
+    """The quality counts of all groups of persons added up."""
+    return """
+SELECT kind, route, ing, duration_rule, dose_rule, doses_rule, SUM(n) AS n
+FROM quality_parts GROUP BY kind, route, ing, duration_rule, dose_rule, doses_rule
+"""
+
+
+def opioid(routes: Routes) -> str:
+    """Opioid prescriptions that count for co-prescription (every route but parenteral)."""
+    return (
+        f"SELECT person_id, start_date, end_date FROM rx_order WHERE kind = {OPIOID} AND route <> {routes.parenteral}"
+    )
+
+
+def fix_end(d: Dialect) -> str:
+    """`eff_end` of prescriptions followed by another ingredient, from the next one of their own ingredient.
+
+    Only persons with such an overlap are looked at, in each ingredient's own order; only the
+    prescriptions that next one cuts short are kept (usually few or none).
+    """
+    same = "PARTITION BY r.person_id, r.ing ORDER BY r.start_date, r.drug_exposure_id"
+    return f"""
+WITH u AS (
+  SELECT DISTINCT person_id FROM rx WHERE overlap = 2
+), s2 AS (
+  SELECT r.drug_exposure_id, r.end_date, r.overlap, lead(r.start_date) OVER ({same}) AS next_same
+  FROM rx r JOIN u ON u.person_id = r.person_id
+)
+SELECT drug_exposure_id, {d.add_days("next_same", "-1")} AS eff_end FROM s2 WHERE overlap = 2 AND next_same <= end_date
+"""
+
+
+def episode_starts() -> str:
+    """The first prescription of each episode: the episode's number and the next episode's first day (small).
+
+    (No two episodes of a person start on the same day: an episode starts after every earlier end.)
+    """
+    part = "PARTITION BY person_id ORDER BY start_date"
+    return f"""
+SELECT person_id, start_date, row_number() OVER ({part}) AS episode_no, lead(start_date) OVER ({part}) AS next_start
+FROM rx WHERE is_start = 1
+"""
+
+
+def episode_rx() -> str:
+    """Each prescription with its episode (the latest episode start on or before its own start) and `eff_end`."""
+    return """
+SELECT r.person_id, s.episode_no, r.ing, r.start_date, r.end_date, COALESCE(x.eff_end, r.eff_end) AS eff_end,
+       r.daily_de, r.provider_id, r.interdose
+FROM rx r
+JOIN episode_start s ON s.person_id = r.person_id AND r.start_date >= s.start_date
+     AND (s.next_start IS NULL OR r.start_date < s.next_start)
+LEFT JOIN fix_end x ON x.drug_exposure_id = r.drug_exposure_id
 """
 
 
 def episode_base(d: Dialect) -> str:
-    """Per episode: span, prescriptions, cumulative dose, dose trend, distinct prescribers."""
+    """Per episode: span, prescriptions, ingredient set (a bit per ingredient), doses, trend, prescribers.
+
+    Episodes whose lowest and highest provider_id differ have two or more prescribers (counted in
+    `prescriber_peak`); the others one or none. `single_max_de` is the highest daily dose of one
+    prescription, which is the highest day total where no sweep is needed (see sweep_episodes).
+    """
     x = d.days(ORIGIN, "start_date")
+    days = f"{d.days('start_date', 'end_date')} + 1"
     return f"""
 SELECT person_id, episode_no, MIN(start_date) AS episode_start, MAX(end_date) AS episode_end,
        {d.days("MIN(start_date)", "MAX(end_date)")} + 1 AS duration_days,
-       COUNT(*) AS prescriptions, {d.sorted_set("ingredient")} AS ingredients,
-       SUM(daily_de * duration) AS cumulative_de_mg,
-       SUM(CASE WHEN daily_de IS NOT NULL THEN duration END) AS dosed_days,
+       COUNT(*) AS prescriptions, bit_or(ing) AS ing_mask,
+       SUM(daily_de * ({days})) AS cumulative_de_mg,
+       SUM(CASE WHEN daily_de IS NOT NULL THEN {days} END) AS dosed_days,
        COUNT(daily_de) AS dosed_prescriptions,
        regr_slope(daily_de, {x}) AS slope_per_day,
-       COUNT(DISTINCT provider_id) AS prescribers,
-       MAX(interdose) AS interdose_risk
-FROM bzd_rx GROUP BY person_id, episode_no
+       MIN(provider_id) AS min_provider, MAX(provider_id) AS max_provider,
+       MAX(interdose) AS interdose_risk,
+       MAX(CASE WHEN eff_end >= start_date AND daily_de > {MIN_DE} THEN ROUND(daily_de, 6) END) AS single_max_de
+FROM episode_rx GROUP BY person_id, episode_no
+"""
+
+
+def mask_ingredient() -> str:
+    """Each ingredient set that occurs (a bit mask) with its ingredients, one row per ingredient (small)."""
+    return """
+SELECT m.ing_mask, i.ingredient
+FROM (SELECT DISTINCT ing_mask FROM episode_base) m JOIN ingredient i ON (m.ing_mask & i.bit) <> 0
+"""
+
+
+def opioid_islands() -> str:
+    """Each person's opioid days as disjoint stretches (overlapping prescriptions merged; small)."""
+    part = "PARTITION BY person_id ORDER BY start_date, end_date"
+    return f"""
+WITH o AS (
+  SELECT person_id, start_date, end_date,
+         max(end_date) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+  FROM part_opioid
+), i AS (
+  SELECT person_id, start_date, end_date,
+         SUM(CASE WHEN prev_end IS NULL OR start_date > prev_end THEN 1 ELSE 0 END)
+           OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
+  FROM o
+)
+SELECT person_id, MIN(start_date) AS start_date, MAX(end_date) AS end_date FROM i GROUP BY person_id, island
+"""
+
+
+def opioid_days(d: Dialect) -> str:
+    """Days with a BZD and an opioid, per episode, where the episode's prescriptions never overlap.
+
+    (One ingredient: once superseded its prescriptions are disjoint, as are the opioid stretches,
+    so the days both cover add up pair by pair.)
+    """
+    first, last = "GREATEST(r.start_date, o.start_date)", "LEAST(r.eff_end, o.end_date)"
+    return f"""
+SELECT r.person_id, r.episode_no, SUM({d.days(first, last)} + 1) AS opioid_overlap_days
+FROM episode_rx r JOIN opioid_islands o ON o.person_id = r.person_id
+     AND o.start_date <= r.eff_end AND o.end_date >= r.start_date
+WHERE r.eff_end >= r.start_date
+GROUP BY r.person_id, r.episode_no
+"""
+
+
+def sweep_episodes() -> str:
+    """Episodes whose day totals need the sweep: two or more ingredients (small).
+
+    In every other episode the prescriptions never overlap once superseded, so the highest day
+    total is the highest single daily dose, no day has two BZDs, and opioid days add up (opioid_days).
+    """
+    return """
+SELECT person_id, episode_no, episode_start, episode_end FROM episode_base WHERE (ing_mask & (ing_mask - 1)) <> 0
 """
 
 
 def segments(d: Dialect) -> str:
-    """Sweep over start/stop events: each stretch of days with its total daily dose and counts.
+    """Sweep over each `sweep_episodes` episode's start/stop events: stretches of days with their totals.
 
-    Episode starts are events too, so the running count of them numbers each stretch's episode.
     Same-day events are not merged: stretches between them last 0 days and are dropped, and the
     last event of a day carries the day's totals.
     """
-    bzd = "bzd_rx WHERE eff_end >= start_date"
-    opioid = "exposure WHERE kind = 'opioid' AND route_group <> 'parenteral'"
-    part = "PARTITION BY person_id ORDER BY day"
+    part = "PARTITION BY person_id, episode_no ORDER BY day"
     run = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
     return f"""
-WITH ev AS (
-  SELECT person_id, start_date AS day, COALESCE(daily_de, 0.0) AS d_de, 1 AS d_b, 0 AS d_o, 0 AS d_e FROM {bzd}
-  UNION ALL SELECT person_id, {d.add_days("eff_end", "1")}, -COALESCE(daily_de, 0.0), -1, 0, 0 FROM {bzd}
-  UNION ALL SELECT person_id, start_date, 0.0, 0, 0, 1 FROM bzd_rx WHERE is_start = 1
-  UNION ALL SELECT person_id, start_date, 0.0, 0, 1, 0 FROM {opioid}
-  UNION ALL SELECT person_id, {d.add_days("end_date", "1")}, 0.0, 0, -1, 0 FROM {opioid}
+WITH b AS (
+  SELECT r.person_id, r.episode_no, r.start_date, r.eff_end, COALESCE(r.daily_de, 0.0) AS de
+  FROM episode_rx r JOIN sweep_episodes s ON s.person_id = r.person_id AND s.episode_no = r.episode_no
+  WHERE r.eff_end >= r.start_date
+), o AS (
+  SELECT s.person_id, s.episode_no, o.start_date, o.end_date
+  FROM part_opioid o JOIN sweep_episodes s ON s.person_id = o.person_id
+       AND o.start_date <= s.episode_end AND o.end_date >= s.episode_start
+), ev AS (
+  SELECT person_id, episode_no, start_date AS day, de AS d_de, 1 AS d_b, 0 AS d_o FROM b
+  UNION ALL SELECT person_id, episode_no, {d.add_days("eff_end", "1")}, -de, -1, 0 FROM b
+  UNION ALL SELECT person_id, episode_no, start_date, 0.0, 0, 1 FROM o
+  UNION ALL SELECT person_id, episode_no, {d.add_days("end_date", "1")}, 0.0, 0, -1 FROM o
 ), lv AS (
-  SELECT person_id, day, lead(day) OVER ({part}) AS next_day,
-         SUM(d_de) OVER ({part} {run}) AS de, SUM(d_b) OVER ({part} {run}) AS nb,
-         SUM(d_o) OVER ({part} {run}) AS n_o, SUM(d_e) OVER ({part} {run}) AS episode_no
+  SELECT person_id, episode_no, day, lead(day) OVER ({part}) AS next_day, SUM(d_de) OVER ({part} {run}) AS de,
+         SUM(d_b) OVER ({part} {run}) AS nb, SUM(d_o) OVER ({part} {run}) AS n_o
   FROM ev
 )
 SELECT person_id, episode_no, {d.days("day", "next_day")} AS days, de, nb, n_o
@@ -196,42 +367,39 @@ FROM lv WHERE nb >= 1 AND next_day > day
 
 
 def prescriber_peak(s: CohortSettings, d: Dialect) -> str:
-    """Most distinct prescribers within any `prescriber_window_days` window of an episode.
+    """Distinct prescribers of an episode, and the most of them within any `prescriber_window_days` window.
 
-    Each prescription keeps its prescriber 'active' for the window; per prescriber the active
-    stretches are merged, and a sweep counts how many are active at once (exact, no self-join).
+    Each prescription keeps its prescriber 'active' for the window. A prescriber's active stretches
+    are merged: a prescription opens one when the same prescriber's previous one is out of the
+    window, and closes it when the next one is. A sweep counts how many are active at once (exact,
+    no self-join). Only episodes with two or more prescribers are looked at.
     """
     w = s.prescriber_window_days
-    order = "ORDER BY start_date, drug_exposure_id"
-    key = "person_id, episode_no, provider_id"
+    part = "PARTITION BY person_id, episode_no, provider_id ORDER BY start_date"
     return f"""
-WITH p AS (
-  SELECT r.person_id, r.episode_no, r.provider_id, r.drug_exposure_id, r.start_date,
-         MAX({d.add_days("start_date", str(w - 1))}) OVER (PARTITION BY {key} {order}
-             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-  FROM bzd_rx r WHERE provider_id IS NOT NULL AND EXISTS (
-    SELECT 1 FROM episode_base g WHERE g.person_id = r.person_id AND g.episode_no = r.episode_no AND g.prescribers >= 2)
-), isl AS (
-  SELECT p.*, SUM(CASE WHEN prev_end IS NULL OR start_date > prev_end THEN 1 ELSE 0 END)
-         OVER (PARTITION BY {key} {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS island
-  FROM p
-), iv AS (
-  SELECT person_id, episode_no, MIN(start_date) AS first_day, {d.add_days("MAX(start_date)", str(w))} AS after_day
-  FROM isl GROUP BY person_id, episode_no, provider_id, island
+WITH r AS (
+  SELECT r.person_id, r.episode_no, r.provider_id, r.start_date
+  FROM episode_rx r JOIN episode_base g ON g.person_id = r.person_id AND g.episode_no = r.episode_no
+  WHERE r.provider_id IS NOT NULL AND g.min_provider < g.max_provider
+), p AS (
+  SELECT r.*, lag(start_date) OVER ({part}) AS prev_start, lead(start_date) OVER ({part}) AS next_start FROM r
 ), ev AS (
-  SELECT person_id, episode_no, first_day AS day, 1 AS delta FROM iv
-  UNION ALL SELECT person_id, episode_no, after_day AS day, -1 AS delta FROM iv
-), agg AS (
-  SELECT person_id, episode_no, day, SUM(delta) AS delta FROM ev GROUP BY person_id, episode_no, day
+  SELECT person_id, episode_no, start_date AS day, 1 AS delta, CASE WHEN prev_start IS NULL THEN 1 ELSE 0 END AS first
+  FROM p WHERE prev_start IS NULL OR {d.days("prev_start", "start_date")} >= {w}
+  UNION ALL
+  SELECT person_id, episode_no, {d.add_days("start_date", str(w))}, -1, 0
+  FROM p WHERE next_start IS NULL OR {d.days("start_date", "next_start")} >= {w}
 ), run AS (
-  SELECT person_id, episode_no, SUM(delta) OVER (PARTITION BY person_id, episode_no ORDER BY day
-         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active FROM agg
+  SELECT person_id, episode_no, first, SUM(delta) OVER (PARTITION BY person_id, episode_no ORDER BY day, delta
+         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS active
+  FROM ev
 )
-SELECT person_id, episode_no, MAX(active) AS window_prescribers FROM run GROUP BY person_id, episode_no
+SELECT person_id, episode_no, SUM(first) AS prescribers, MAX(active) AS window_prescribers
+FROM run GROUP BY person_id, episode_no
 """
 
 
-def episodes(s: CohortSettings) -> str:
+def episodes(s: CohortSettings, d: Dialect) -> str:
     """One row per episode: span, doses, sweep results, prescribers, and the indicator flags."""
     flags = ",\n       ".join(
         f"CASE WHEN g.duration_days > {t.days} THEN 1 ELSE 0 END AS long_term_{t.name}" for t in s.long_term
@@ -241,31 +409,72 @@ def episodes(s: CohortSettings) -> str:
         f"{s.escalation_min_prescriptions} AND g.slope_per_day * 365.0 >= {s.escalation_per_year} * "
         f"(g.cumulative_de_mg / g.dosed_days) THEN 1 ELSE 0 END"
     )
-    # the running sum is rounded to 1 microgram so a dose of exactly 40 mg is not 40.00000000000001 on one engine
-    window = "CASE WHEN g.prescribers <= 1 THEN g.prescribers ELSE COALESCE(pp.window_prescribers, 0) END"
+    one = "g.min_provider = g.max_provider"
+    prescribers = f"CASE WHEN g.min_provider IS NULL THEN 0 WHEN {one} THEN 1 ELSE pp.prescribers END"
+    window = f"CASE WHEN g.min_provider IS NULL THEN 0 WHEN {one} THEN 1 ELSE pp.window_prescribers END"
+    # the day total is rounded to 1 microgram so a dose of exactly 40 mg is not 40.00000000000001 on one engine
+    peak = "CASE WHEN se.person_id IS NULL THEN g.single_max_de ELSE sw.max_daily_de_mg END"
+    opioid = "CASE WHEN se.person_id IS NULL THEN od.opioid_overlap_days ELSE sw.opioid_overlap_days END"
     return f"""
 WITH sw AS (
-  SELECT person_id, episode_no, MAX(CASE WHEN de > 1e-9 THEN ROUND(de, 6) END) AS max_daily_de_mg,
+  SELECT person_id, episode_no, MAX(CASE WHEN de > {MIN_DE} THEN ROUND(de, 6) END) AS max_daily_de_mg,
          SUM(CASE WHEN nb >= 2 THEN days ELSE 0 END) AS concurrent_days,
          SUM(CASE WHEN n_o >= 1 THEN days ELSE 0 END) AS opioid_overlap_days
   FROM segments GROUP BY person_id, episode_no
+), names AS (
+  SELECT ing_mask, {d.sorted_set("ingredient")} AS ingredients FROM mask_ingredient GROUP BY ing_mask
+), e AS (
+  SELECT g.*, {peak} AS max_daily_de_mg, COALESCE(sw.concurrent_days, 0) AS concurrent_days,
+         COALESCE({opioid}, 0) AS opioid_overlap_days, {prescribers} AS prescribers,
+         {window} AS window_prescribers
+  FROM episode_base g
+  LEFT JOIN sweep_episodes se ON se.person_id = g.person_id AND se.episode_no = g.episode_no
+  LEFT JOIN sw ON sw.person_id = g.person_id AND sw.episode_no = g.episode_no
+  LEFT JOIN opioid_days od ON od.person_id = g.person_id AND od.episode_no = g.episode_no
+  LEFT JOIN prescriber_peak pp ON pp.person_id = g.person_id AND pp.episode_no = g.episode_no
 )
-SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_days, g.prescriptions, g.ingredients,
-       g.cumulative_de_mg, g.dosed_days, sw.max_daily_de_mg,
+SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_days, g.prescriptions, n.ingredients,
+       g.cumulative_de_mg, g.dosed_days, g.max_daily_de_mg,
        CASE WHEN g.dosed_days > 0 THEN g.cumulative_de_mg / g.dosed_days END AS mean_daily_de_mg,
        CASE WHEN g.dosed_prescriptions >= 2 AND g.dosed_days > 0 AND g.cumulative_de_mg > 0
             THEN g.slope_per_day * 365.0 / (g.cumulative_de_mg / g.dosed_days) END AS trend_per_year,
-       COALESCE(sw.concurrent_days, 0) AS concurrent_days, COALESCE(sw.opioid_overlap_days, 0) AS opioid_overlap_days,
-       g.prescribers, {window} AS window_prescribers, g.interdose_risk,
+       g.concurrent_days, g.opioid_overlap_days, g.prescribers, g.window_prescribers, g.interdose_risk,
        {flags},
-       CASE WHEN sw.max_daily_de_mg > {s.high_dose_de_mg} THEN 1 ELSE 0 END AS high_dose,
+       CASE WHEN g.max_daily_de_mg > {s.high_dose_de_mg} THEN 1 ELSE 0 END AS high_dose,
        {esc} AS escalation,
-       CASE WHEN COALESCE(sw.concurrent_days, 0) > 0 THEN 1 ELSE 0 END AS concurrent_bzd,
-       CASE WHEN COALESCE(sw.opioid_overlap_days, 0) > 0 THEN 1 ELSE 0 END AS opioid_coprescription,
-       CASE WHEN {window} >= {s.min_prescribers} THEN 1 ELSE 0 END AS multiple_prescribers
-FROM episode_base g LEFT JOIN sw ON sw.person_id = g.person_id AND sw.episode_no = g.episode_no
-LEFT JOIN prescriber_peak pp ON pp.person_id = g.person_id AND pp.episode_no = g.episode_no
+       CASE WHEN g.concurrent_days > 0 THEN 1 ELSE 0 END AS concurrent_bzd,
+       CASE WHEN g.opioid_overlap_days > 0 THEN 1 ELSE 0 END AS opioid_coprescription,
+       CASE WHEN g.window_prescribers >= {s.min_prescribers} THEN 1 ELSE 0 END AS multiple_prescribers,
+       g.ing_mask
+FROM e g JOIN names n ON n.ing_mask = g.ing_mask
 """
+
+
+def with_flag_bits(s: CohortSettings, sql: str) -> str:
+    """`sql`'s episode rows with the indicator flags also as one bit mask (`flags`), so that grouping
+    takes one bit_or instead of a MAX per flag."""
+    bits = " + ".join(f"{f} * {1 << i}" for i, f in enumerate(indicator_names(s)))
+    return f"SELECT e.*, {bits} AS flags FROM ({sql}) e"
+
+
+def _unpack(s: CohortSettings, mask: str, agg: str = "") -> str:
+    """The indicator columns out of a flag bit mask (`agg` SUM counts them over rows)."""
+    cols = []
+    for i, f in enumerate(indicator_names(s)):
+        one = f"CASE WHEN ({mask} & {1 << i}) <> 0 THEN 1 ELSE 0 END"
+        cols.append(f"{agg}({one}) AS {f}" if agg else f"{one} AS {f}")
+    return ", ".join(cols)
+
+
+def episode_columns(s: CohortSettings) -> list[str]:
+    """The columns of the episodes output, in order (the `episodes` table also holds `ing_mask`)."""
+    return [
+        "person_id", "episode_no", "episode_start", "episode_end", "duration_days", "prescriptions", "ingredients",
+        "cumulative_de_mg", "dosed_days", "max_daily_de_mg", "mean_daily_de_mg", "trend_per_year", "concurrent_days",
+        "opioid_overlap_days", "prescribers", "window_prescribers", "interdose_risk",
+        *(f"long_term_{t.name}" for t in s.long_term),
+        "high_dose", "escalation", "concurrent_bzd", "opioid_coprescription", "multiple_prescribers",
+    ]  # fmt: skip
 
 
 def indicator_names(s: CohortSettings) -> list[str]:
@@ -281,37 +490,123 @@ def indicator_names(s: CohortSettings) -> list[str]:
     ]
 
 
-def person_years(s: CohortSettings) -> str:
-    """Each user's flags per calendar year, from every episode overlapping that year."""
-    flags = ", ".join(f"MAX(e.{f}) AS {f}" for f in indicator_names(s))
+def person_histogram(bins: int) -> str:
+    """Rows of drug_exposure per stretch of person_id (`bins` equal stretches from the lowest id to the highest)."""
     return f"""
-SELECT e.person_id, y.year, {flags}
-FROM episodes e JOIN years y ON y.year BETWEEN year(e.episode_start) AND year(e.episode_end)
+WITH r AS (SELECT MIN(person_id) AS lo, MAX(person_id) AS hi FROM drug_exposure)
+SELECT r.lo, r.hi, CAST(floor((e.person_id - r.lo) * {bins}.0 / (r.hi - r.lo + 1)) AS BIGINT) AS bin, COUNT(*) AS n
+FROM drug_exposure e CROSS JOIN r WHERE e.person_id IS NOT NULL GROUP BY r.lo, r.hi, 3
+"""
+
+
+def in_range(person: str, first: int | None, after: int | None) -> str:
+    """Rows of one group of persons: person_id from `first` up to (not including) `after`.
+
+    The first group (first is None) also takes rows without a person_id. Ranges, not a hash, so
+    that a drug_exposure stored in person order is read only where the group's rows are.
+    """
+    conditions = [
+        c for c in (first is not None and f"{person} >= {first}", after is not None and f"{person} < {after}") if c
+    ]
+    if first is None:
+        return f"({' AND '.join(conditions) or 'TRUE'} OR {person} IS NULL)"
+    return " AND ".join(conditions)
+
+
+def person_years() -> str:
+    """Each user's flags (bit mask) per calendar year, from every episode overlapping that year, and the
+    lowest and highest ingredient set of those episodes.
+
+    (`year_span` lists the years from y0 to y1 for every pair: an equi-join, not a range join.)
+    """
+    return """
+SELECT e.person_id, y.year, bit_or(e.flags) AS flags, MIN(e.ing_mask) AS min_mask, MAX(e.ing_mask) AS max_mask
+FROM episodes_part e JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end)
 GROUP BY e.person_id, y.year
 """
 
 
+def person_summary(s: CohortSettings) -> str:
+    """One row per user: worst value of each indicator over all episodes and the latest episode."""
+    return f"""
+SELECT e.person_id, p.year_of_birth, p.gender_concept_id, e.episodes, e.first_start, e.last_end,
+       e.longest_episode_days, e.max_daily_de_mg, e.cumulative_de_mg, e.opioid_overlap_days, e.window_prescribers,
+       e.trend_per_year, {_unpack(s, "e.flags")}
+FROM (
+  SELECT person_id, COUNT(*) AS episodes, MIN(episode_start) AS first_start, MAX(episode_end) AS last_end,
+         MAX(duration_days) AS longest_episode_days, MAX(max_daily_de_mg) AS max_daily_de_mg,
+         SUM(cumulative_de_mg) AS cumulative_de_mg, MAX(opioid_overlap_days) AS opioid_overlap_days,
+         MAX(window_prescribers) AS window_prescribers, MAX(trend_per_year) AS trend_per_year, bit_or(flags) AS flags
+  FROM episodes_part GROUP BY person_id
+) e LEFT JOIN person p ON p.person_id = e.person_id
+"""
+
+
+def _sex(male: int, female: int) -> str:
+    return (
+        f"CASE WHEN gender_concept_id = {male} THEN 'M' WHEN gender_concept_id = {female} THEN 'F' ELSE 'unknown' END"
+    )
+
+
+def users_by_year_age_sex(s: CohortSettings, male: int, female: int) -> str:
+    """Users and indicator counts per year x age band x sex, for the persons of one part (sums add up).
+
+    (`age_band` names the band of every age: an equi-join. Users' birth years and sex come from
+    person_summary, which holds only users.)
+    """
+    return f"""
+SELECT py.year, b.label AS age_band, p.sex, COUNT(*) AS users, {_unpack(s, "py.flags", agg="SUM")}
+FROM person_years py JOIN (SELECT person_id, year_of_birth, {_sex(male, female)} AS sex FROM summary_part) p
+     ON p.person_id = py.person_id
+JOIN age_band b ON b.age = py.year - p.year_of_birth
+GROUP BY py.year, b.label, p.sex
+"""
+
+
+def users_by_year_drug(s: CohortSettings) -> str:
+    """Users of each ingredient per year and how many meet each indicator, for the persons of one part.
+
+    Where all of a user's episodes in a year have the same ingredient set (the usual case) the
+    user's flags for each of those ingredients are the year's flags (person_years); otherwise they
+    come from the episodes with that ingredient.
+    """
+    return f"""
+WITH mixed AS (
+  SELECT e.person_id, y.year, m.ingredient, bit_or(e.flags) AS flags
+  FROM episodes_part e JOIN mask_ingredient m ON m.ing_mask = e.ing_mask
+  JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end)
+  JOIN person_years py ON py.person_id = e.person_id AND py.year = y.year AND py.min_mask < py.max_mask
+  GROUP BY e.person_id, y.year, m.ingredient
+), pyd AS (
+  SELECT py.year, m.ingredient, py.flags FROM person_years py JOIN mask_ingredient m ON m.ing_mask = py.min_mask
+  WHERE py.min_mask = py.max_mask
+  UNION ALL
+  SELECT year, ingredient, flags FROM mixed
+)
+SELECT year, ingredient AS drug, COUNT(*) AS users, {_unpack(s, "flags", agg="SUM")} FROM pyd GROUP BY year, ingredient
+"""
+
+
+def union_all(names: list[str]) -> str:
+    """The rows of tables with the same columns, one after the other."""
+    return " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
+
+
 def by_year_age_sex(s: CohortSettings, male: int, female: int) -> str:
     """Users and indicator counts per year x age band x sex, with the population as denominator."""
-    counts = ", ".join(f"SUM(py.{f}) AS {f}" for f in indicator_names(s))
+    sums = ", ".join(f"SUM({f}) AS {f}" for f in indicator_names(s))
     zeros = ", ".join(f"COALESCE(u.{f}, 0) AS {f}" for f in indicator_names(s))
-    band = "b.label"
+    sex = _sex(male, female)
     return f"""
-WITH people AS (
-  SELECT person_id, year_of_birth, CASE WHEN gender_concept_id = {male} THEN 'M'
-         WHEN gender_concept_id = {female} THEN 'F' ELSE 'unknown' END AS sex FROM person
-), cohorts AS (
-  SELECT year_of_birth, sex, COUNT(*) AS n FROM people GROUP BY year_of_birth, sex
+WITH cohorts AS (
+  SELECT year_of_birth, {sex} AS sex, COUNT(*) AS n FROM person GROUP BY year_of_birth, {sex}
 ), pop AS (
-  SELECT y.year, {band} AS age_band, c.sex, SUM(c.n) AS population
+  SELECT y.year, b.label AS age_band, c.sex, SUM(c.n) AS population
   FROM cohorts c JOIN years y ON c.year_of_birth <= y.year
-  JOIN age_bands b ON y.year - c.year_of_birth BETWEEN b.lo AND b.hi
-  GROUP BY y.year, {band}, c.sex
+  JOIN age_band b ON b.age = y.year - c.year_of_birth
+  GROUP BY y.year, b.label, c.sex
 ), users AS (
-  SELECT py.year, {band} AS age_band, p.sex, COUNT(*) AS users, {counts}
-  FROM person_years py JOIN people p ON p.person_id = py.person_id
-  JOIN age_bands b ON py.year - p.year_of_birth BETWEEN b.lo AND b.hi
-  GROUP BY py.year, {band}, p.sex
+  SELECT year, age_band, sex, SUM(users) AS users, {sums} FROM users_age_sex GROUP BY year, age_band, sex
 )
 SELECT pop.year, pop.age_band, pop.sex, pop.population, COALESCE(u.users, 0) AS users, {zeros}
 FROM pop LEFT JOIN users u ON u.year = pop.year AND u.age_band = pop.age_band AND u.sex = pop.sex
@@ -320,38 +615,21 @@ FROM pop LEFT JOIN users u ON u.year = pop.year AND u.age_band = pop.age_band AN
 
 def by_year_drug(s: CohortSettings) -> str:
     """Users of each ingredient per year and how many of them meet each indicator."""
-    names = indicator_names(s)
-    flags = ", ".join(f"MAX(e.{f}) AS {f}" for f in names)
-    sums = ", ".join(f"SUM({f}) AS {f}" for f in names)
+    sums = ", ".join(f"SUM({f}) AS {f}" for f in indicator_names(s))
+    return f"SELECT year, drug, SUM(users) AS users, {sums} FROM users_drug GROUP BY year, drug"
+
+
+def _decode(column: str, names: tuple[str, ...]) -> str:
+    whens = " ".join(f"WHEN {i} THEN '{n}'" for i, n in enumerate(names))
+    return f"CASE {column} {whens} END"
+
+
+def quality() -> str:
+    """How each in-scope row's duration and dose were found, by kind and route group (codes as names)."""
+    kind = _decode("q.kind", KINDS)
     return f"""
-WITH used AS (SELECT DISTINCT person_id, episode_no, ingredient FROM bzd_rx),
-pyd AS (
-  SELECT u.person_id, y.year, u.ingredient, {flags}
-  FROM used u JOIN episodes e ON e.person_id = u.person_id AND e.episode_no = u.episode_no
-  JOIN years y ON y.year BETWEEN year(e.episode_start) AND year(e.episode_end)
-  GROUP BY u.person_id, y.year, u.ingredient
-)
-SELECT year, ingredient AS drug, COUNT(*) AS users, {sums} FROM pyd GROUP BY year, ingredient
-"""
-
-
-def person_summary(s: CohortSettings) -> str:
-    """One row per user: worst value of each indicator over all episodes and the latest episode."""
-    flags = ", ".join(f"MAX({f}) AS {f}" for f in indicator_names(s))
-    return f"""
-SELECT e.person_id, p.year_of_birth, p.gender_concept_id, COUNT(*) AS episodes,
-       MIN(e.episode_start) AS first_start, MAX(e.episode_end) AS last_end,
-       MAX(e.duration_days) AS longest_episode_days, MAX(e.max_daily_de_mg) AS max_daily_de_mg,
-       SUM(e.cumulative_de_mg) AS cumulative_de_mg, MAX(e.opioid_overlap_days) AS opioid_overlap_days,
-       MAX(e.window_prescribers) AS window_prescribers, MAX(e.trend_per_year) AS trend_per_year, {flags}
-FROM episodes e LEFT JOIN person p ON p.person_id = e.person_id
-GROUP BY e.person_id, p.year_of_birth, p.gender_concept_id
-"""
-
-
-def quality(d: Dialect) -> str:
-    """How each in-scope row's duration and dose were found, by kind and route group."""
-    return """
-SELECT kind, route_group, ingredient, duration_rule, dose_rule, doses_rule, COUNT(*) AS rows
-FROM exposure GROUP BY kind, route_group, ingredient, duration_rule, dose_rule, doses_rule
+SELECT {kind} AS kind, r.route_group, i.ingredient, {_decode("q.duration_rule", DURATION_RULES)} AS duration_rule,
+       {_decode("q.dose_rule", DOSE_RULES)} AS dose_rule, {_decode("q.doses_rule", DOSES_RULES)} AS doses_rule,
+       q.n AS rows
+FROM quality_counts q JOIN route_group r ON r.route = q.route JOIN ingredient i ON i.ing = q.ing
 """
