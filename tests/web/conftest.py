@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from benzotaper.web import models as m
+from benzotaper.web import services
 from benzotaper.web.audit import acting_as
 
 PASSWORD = "a-long-test-password-7"
@@ -75,3 +76,19 @@ def clinic(db: Any) -> Clinic:
         )
     other_patient = m.Patient.objects.create(team=other, name="Bob Other", user=o_user)
     return Clinic(team, other, doctor, stranger, admin, p_user, o_user, patient, other_patient)
+
+
+def approve_running_plan(clinic: Clinic, days_ago: int = 2, sig: str = "alprazolam 1 mg tds") -> m.Plan:
+    """Version 1 of an approved Ashton plan for clinic.patient that started `days_ago` days ago."""
+    start = (services.today() - timedelta(days=days_ago)).isoformat()
+    with acting_as(clinic.doctor):
+        plan = services.build_plan(sig, {"strategy": "ashton", "start": start})
+        return m.Plan.objects.create(
+            patient=clinic.patient,
+            version=1,
+            status="approved",
+            sig=sig,
+            options={"strategy": "ashton", "start": start, "events": []},
+            plan=services.plan_payload(plan),
+            approved_by=clinic.doctor,
+        )

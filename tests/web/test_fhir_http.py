@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 from benzotaper.web import models as m
-from benzotaper.web import services
-from benzotaper.web.audit import acting_as
-from tests.web.conftest import Clinic
+from tests.web.conftest import Clinic, approve_running_plan
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "fhir"
 
 
 def _approve(clinic: Clinic) -> None:
-    start = services.today() - timedelta(days=3)
-    with acting_as(clinic.doctor):
-        plan = services.build_plan("alprazolam 1 mg tds", {"strategy": "ashton", "start": start.isoformat()})
-        m.Plan.objects.create(
-            patient=clinic.patient,
-            version=1,
-            status="approved",
-            sig="alprazolam 1 mg tds",
-            options={"strategy": "ashton", "start": start.isoformat(), "events": []},
-            plan=services.plan_payload(plan),
-            approved_by=clinic.doctor,
-        )
+    approve_running_plan(clinic, days_ago=3)
 
 
 def test_everything_exports_the_plan_as_medication_requests_for_the_care_team_only(clinic: Clinic) -> None:

@@ -8,7 +8,7 @@ import gettext
 import re
 import shutil
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ from django.utils import timezone, translation
 
 from benzotaper.web import models as m
 from benzotaper.web import services
-from benzotaper.web.audit import acting_as
-from tests.web.conftest import Clinic
+from tests.web.conftest import Clinic, approve_running_plan
 
 WEB = Path(services.__file__).resolve().parent
 PO = WEB / "locale" / "pl" / "LC_MESSAGES" / "django.po"
@@ -47,18 +46,7 @@ def _page(client: Client, url: str) -> str:
 
 def _approve_running_plan(clinic: Clinic) -> dict[str, Any]:
     """An approved plan that started two days ago; returns today's step."""
-    start = services.today() - timedelta(days=2)
-    with acting_as(clinic.doctor):
-        plan = services.build_plan("alprazolam 1 mg tds", {"strategy": "ashton", "start": start.isoformat()})
-        m.Plan.objects.create(
-            patient=clinic.patient,
-            version=1,
-            status="approved",
-            sig="alprazolam 1 mg tds",
-            options={"strategy": "ashton", "start": start.isoformat(), "events": []},
-            plan=services.plan_payload(plan),
-            approved_by=clinic.doctor,
-        )
+    approve_running_plan(clinic, days_ago=2)
     step = services.step_on(m.Plan.objects.get().plan, services.today())
     assert step is not None and step["doses"]
     return step

@@ -12,7 +12,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from benzotaper.web import models as m
 from benzotaper.web import services
 from benzotaper.web.audit import acting_as
-from tests.web.conftest import PASSWORD, Clinic
+from tests.web.conftest import PASSWORD, Clinic, approve_running_plan
 
 PUBLIC = {"healthz", "login", "crisis", "api/docs", "api/openapi.json"}
 
@@ -221,18 +221,7 @@ def test_approved_plans_are_versioned_never_overwritten(clinic: Clinic) -> None:
 
 
 def test_diary_dose_appears_on_the_clinicians_page(clinic: Clinic) -> None:
-    start = services.today() - timedelta(days=2)
-    with acting_as(clinic.doctor):
-        plan = services.build_plan("alprazolam 1 mg tds", {"strategy": "ashton", "start": start.isoformat()})
-        m.Plan.objects.create(
-            patient=clinic.patient,
-            version=1,
-            status="approved",
-            sig="alprazolam 1 mg tds",
-            options={"strategy": "ashton", "start": start.isoformat(), "events": []},
-            plan=services.plan_payload(plan),
-            approved_by=clinic.doctor,
-        )
+    approve_running_plan(clinic, days_ago=2)
     me = clinic.client(clinic.patient_user)
     page = me.get("/diary/").content.decode()
     step = services.step_on(m.Plan.objects.get().plan, services.today())

@@ -6,6 +6,7 @@ Built for a phone screen. Entries are plain records, so they appear on the clini
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -79,6 +80,13 @@ def diary(request: HttpRequest) -> HttpResponse:
     return render(request, "web/diary.html", context)
 
 
+def _report(request: HttpRequest, form: Any) -> None:
+    """A refused diary form's errors as messages, each with the field's label."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else ""
+        messages.error(request, f"{label or field}: {' '.join(errors)}")
+
+
 @require_POST
 @login_required
 def diary_dose(request: HttpRequest) -> HttpResponse:
@@ -86,8 +94,7 @@ def diary_dose(request: HttpRequest) -> HttpResponse:
     patient = own_patient(request)
     form = f.DoseForm(request.POST)
     if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+        _report(request, form)
         return redirect("diary")
     d = form.cleaned_data
     try:
@@ -117,8 +124,7 @@ def diary_checkin(request: HttpRequest) -> HttpResponse:
     patient = own_patient(request)
     form = f.CheckinForm(request.POST)
     if not form.is_valid():
-        for field, errors in form.errors.items():
-            messages.error(request, f"{field}: {' '.join(errors)}")
+        _report(request, form)
         return redirect("diary")
     m.DiaryEntry.objects.create(
         patient=patient,
