@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+
+UserModel = get_user_model()
 
 CSP = "; ".join(
     [
@@ -94,3 +99,12 @@ class ThrottledLoginView(LoginView):
     authentication_form = ThrottledAuthenticationForm
     template_name = "web/login.html"
     redirect_authenticated_user = True
+
+
+class ProfileBackend(ModelBackend):
+    """Django's model backend, loading the user's clinic profile with the user (one query per request, not two)."""
+
+    def get_user(self, user_id: Any) -> Any:
+        """The active user with their profile, or None."""
+        user = UserModel._default_manager.select_related("profile").filter(pk=user_id).first()
+        return user if user is not None and self.user_can_authenticate(user) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from benzotaper.assess.crisis import CrisisHelp, crisis_help, generic_help
@@ -93,9 +94,29 @@ def data_key(patient: m.Patient) -> str:
     return f"{version(patient.pk)}:{today().isoformat()}"
 
 
-def cached(kind: str, patient: m.Patient, compute: Callable[[], T]) -> T:
-    """`compute()` cached under the patient's data version, so any change to their records refreshes it."""
-    key = f"bt:{kind}:{patient.pk}:{data_key(patient)}"
+@dataclass(frozen=True)
+class PageKeys:
+    """Both cache-key parts of a patient page: clinical data only (`data`) and with the diary (`diary`)."""
+
+    data: str
+    diary: str
+
+
+def page_keys(patient: m.Patient) -> PageKeys:
+    """The two data versions of `page_keys` in one query, so a warm page costs one look at the audit log."""
+    row = m.AuditEntry.objects.filter(patient_id=patient.pk).aggregate(
+        every=Max("id"), clinical=Max("id", filter=~Q(model="DiaryEntry"))
+    )
+    day = today().isoformat()
+    return PageKeys(f"{row['clinical'] or 0}:{day}", f"{row['every'] or 0}:{day}")
+
+
+def cached(kind: str, patient: m.Patient, compute: Callable[[], T], key: str | None = None) -> T:
+    """`compute()` cached under the patient's data version, so any change to their records refreshes it.
+
+    `key` is the data key when the caller already has it (saves a query).
+    """
+    key = f"bt:{kind}:{patient.pk}:{key or data_key(patient)}"
     hit = cache.get(key)
     if hit is None:
         hit = compute()
@@ -585,7 +606,14 @@ def diary_traces(patient: m.Patient) -> list[dict[str, Any]]:
     return traces
 
 
-def page_data(patient: m.Patient) -> dict[str, Any]:
+def diary_json(patient: m.Patient) -> str:
+    """The diary chart traces as a ready-to-embed JSON block (`diary-data`)."""
+    from django.utils.html import json_script
+
+    return str(json_script(diary_traces(patient), "diary-data"))
+
+
+def page_data(patient: m.Patient, key: str | None = None) -> dict[str, Any]:
     """Everything heavy on the patient page, computed by the core once per data version and day.
 
     The figure is kept as ready-to-embed JSON text, so a cached view does no serialising.
@@ -615,7 +643,7 @@ def page_data(patient: m.Patient) -> dict[str, Any]:
             "help": crisis_for(patient).to_dict(safety_net()),
         }
 
-    return cached("page", patient, compute)
+    return cached("page", patient, compute, key)
 
 
 def _chart_heavy(patient: m.Patient) -> dict[str, Any]:
@@ -686,18 +714,10 @@ def _recent_range(patient: m.Patient) -> list[str]:
 
 def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
     plan = stored_plan(record)
-    xs: list[Any] = []
-    ys: list[Any] = []
     k = knowledge()
-    for s in plan.steps:
-        de = sum(diazepam_equivalent_mg(k, drug, mg) for drug, mg in s.daily_mg.items())
-        xs += [s.start.isoformat(), s.end.isoformat(), None]
-        ys += [round(de, 2), round(de, 2), None]
+    xs, ys = _plan_steps_xy(plan)
     curves = plan_curves(k, plan, step_h=6.0)
-    hours = curves.times_h
-    xs_level = [
-        (datetime.combine(plan.start, time()) + timedelta(hours=float(h))).isoformat(timespec="minutes") for h in hours
-    ]
+    grid = _time_axis(datetime.combine(plan.start, time()), curves.times_h)
     traces = [
         {
             "type": "scatter",
@@ -715,7 +735,7 @@ def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
                 "type": "scatter",
                 "mode": "lines",
                 "name": f"{analyte} predicted (typical patient, ng/mL)",
-                "x": xs_level,
+                **grid,
                 "y": np.round(curves.analyte(analyte)[0], 2).tolist(),
                 "xaxis": "x",
                 "yaxis": "y2",
@@ -726,7 +746,7 @@ def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
             "type": "scatter",
             "mode": "lines",
             "name": "GABA-A occupancy",
-            "x": xs_level,
+            **grid,
             "y": np.round(curves.occupancy[0], 3).tolist(),
             "xaxis": "x",
             "yaxis": "y4",
@@ -734,6 +754,31 @@ def _plan_traces(record: m.Plan) -> list[dict[str, Any]]:
         },
     ]
     return traces
+
+
+def _plan_steps_xy(plan: Plan) -> tuple[list[Any], list[Any]]:
+    """The plan's daily diazepam-equivalent dose as a step line (x, y with gaps between steps)."""
+    k = knowledge()
+    xs: list[Any] = []
+    ys: list[Any] = []
+    for s in plan.steps:
+        de = round(sum(diazepam_equivalent_mg(k, drug, mg) for drug, mg in s.daily_mg.items()), 2)
+        xs += [s.start.isoformat(), s.end.isoformat(), None]
+        ys += [de, de, None]
+    return xs, ys
+
+
+def _time_axis(start: datetime, hours: np.ndarray) -> dict[str, Any]:
+    """Plotly x values for a curve sampled at `hours` after `start`.
+
+    An evenly spaced grid is sent as a start and a step (`x0`, `dx` in ms on a date axis), which halves
+    the page's chart data; an uneven one as explicit times.
+    """
+    steps = np.diff(hours)
+    if len(hours) > 1 and np.allclose(steps, steps[0]):
+        first = start + timedelta(hours=float(hours[0]))
+        return {"x0": first.isoformat(timespec="minutes"), "dx": float(steps[0]) * 3_600_000.0}
+    return {"x": [(start + timedelta(hours=float(h))).isoformat(timespec="minutes") for h in hours]}
 
 
 def _measured_traces(patient: m.Patient) -> list[dict[str, Any]]:
@@ -802,18 +847,8 @@ def analyte_choices() -> list[tuple[str, str]]:
 
 def plan_figure(plan: Plan, version_label: str = "draft") -> dict[str, Any]:
     """A draft plan's chart for the plan builder: daily dose steps, predicted level and occupancy."""
-    k = knowledge()
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for s in plan.steps:
-        de = sum(diazepam_equivalent_mg(k, drug, mg) for drug, mg in s.daily_mg.items())
-        xs += [s.start.isoformat(), s.end.isoformat(), None]
-        ys += [round(de, 2), round(de, 2), None]
-    curves = plan_curves(k, plan, step_h=6.0)
-    when = [
-        (datetime.combine(plan.start, time()) + timedelta(hours=float(h))).isoformat(timespec="minutes")
-        for h in curves.times_h
-    ]
+    xs, ys = _plan_steps_xy(plan)
+    curves = plan_curves(knowledge(), plan, step_h=6.0)
     return {
         "data": [
             {
@@ -828,7 +863,7 @@ def plan_figure(plan: Plan, version_label: str = "draft") -> dict[str, Any]:
                 "type": "scatter",
                 "mode": "lines",
                 "name": "predicted level (ng/mL, typical patient)",
-                "x": when,
+                **_time_axis(datetime.combine(plan.start, time()), curves.times_h),
                 "y": np.round(curves.deq[0], 1).tolist(),
                 "yaxis": "y2",
             },

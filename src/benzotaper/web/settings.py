@@ -118,6 +118,7 @@ TEMPLATES = [
 
 DATABASES = {"default": database(os.environ.get("DATABASE_URL"), DATA_DIR)}
 
+AUTHENTICATION_BACKENDS = ["benzotaper.web.security.ProfileBackend"]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

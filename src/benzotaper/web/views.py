@@ -15,6 +15,7 @@ from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -127,11 +128,14 @@ def patient_edit(request: HttpRequest, pid: int) -> HttpResponse:
 def patient_page(request: HttpRequest, pid: int) -> HttpResponse:
     """Everything about one patient on one page."""
     patient = patient_for(request.user, pid)
+    keys = services.page_keys(patient)
+    # Lazy: a warm page renders from cached fragments and never touches these.
     context = {
         "patient": patient,
-        **services.page_data(patient),
-        "data_key": services.data_key(patient),
-        "diary_traces": services.diary_traces(patient),
+        "page": SimpleLazyObject(lambda: services.page_data(patient, keys.data)),
+        "data_key": keys.data,
+        "diary_key": keys.diary,
+        "diary_json": lambda: services.diary_json(patient),
         "regimens": patient.regimens.all(),
         "assessments": patient.assessments.order_by("-taken_at")[:20],
         "symptoms": patient.symptoms.all(),
