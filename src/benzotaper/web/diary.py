@@ -34,32 +34,17 @@ def own_patient(request: HttpRequest) -> m.Patient:
     return patient
 
 
-def todays_doses(patient: m.Patient) -> list[dict[str, object]]:
-    """Today's doses from the approved plan, each with what was recorded for it."""
-    record = services.approved_plan(patient)
+def todays_doses(patient: m.Patient, record: m.Plan | None) -> list[dict[str, object]]:
+    """Today's doses from the approved plan `record`, each with what was recorded for it."""
     step = services.step_on(record.plan, services.today()) if record else None
     taken = {
         (e.drug, e.at.astimezone(timezone.get_current_timezone()).strftime("%H:%M")): e
         for e in patient.diary.filter(kind="dose", day=services.today())
     }
-    rows = []
-    for dose in sorted((step or {}).get("doses", []), key=lambda d: (d["time"], d["drug"])):
-        entry = taken.get((dose["drug"], dose["time"]))
-        rows.append(
-            {
-                **dose,
-                "entry": entry,
-                "form": f.DoseForm(
-                    initial={
-                        "drug": dose["drug"],
-                        "planned_mg": dose["mg"],
-                        "time": dose["time"],
-                        "taken_mg": dose["mg"],
-                    }
-                ),
-            }
-        )
-    return rows
+    return [
+        {**dose, "entry": taken.get((dose["drug"], dose["time"]))}
+        for dose in sorted((step or {}).get("doses", []), key=lambda d: (d["time"], d["drug"]))
+    ]
 
 
 @login_required
@@ -69,7 +54,7 @@ def diary(request: HttpRequest) -> HttpResponse:
     record = services.approved_plan(patient)
     context = {
         "patient": patient,
-        "doses": todays_doses(patient),
+        "doses": todays_doses(patient, record),
         "step": services.step_on(record.plan, services.today()) if record else None,
         "plan": record,
         "checkin": f.CheckinForm(),

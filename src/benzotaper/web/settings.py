@@ -48,6 +48,8 @@ def database(url: str | None, folder: Path) -> dict[str, Any]:
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
                 "transaction_mode": "IMMEDIATE",
             },
+            # Keep each server thread's connection: opening one (and its PRAGMAs) cost ~0.7 ms a request.
+            "CONN_MAX_AGE": None,
         }
     parts = urlparse(url)
     if parts.scheme not in {"postgres", "postgresql"}:
