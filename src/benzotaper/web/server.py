@@ -38,6 +38,10 @@ def serve(host: str, port: int, workers: int, threads: int, demo: bool) -> dict[
 
     info["database"] = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     _announce(info)
+    from django.db import connections
+
+    # Connections are kept per thread (CONN_MAX_AGE); none may cross the fork into the workers.
+    connections.close_all()
     _gunicorn(host, port, workers, threads)
     return info
 
