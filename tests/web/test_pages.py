@@ -254,7 +254,8 @@ def test_login_is_throttled_after_repeated_failures(clinic: Clinic) -> None:
 
 
 def test_passwords_are_argon2_and_headers_are_strict(clinic: Clinic) -> None:
-    assert clinic.doctor.password.startswith("argon2")
+    # OWASP Password Storage Cheat Sheet minimum for Argon2id: 19 MiB memory, 2 iterations, 1 lane.
+    assert clinic.doctor.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
     response = clinic.client(clinic.doctor).get(f"/patients/{clinic.patient.pk}/")
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
@@ -262,6 +263,19 @@ def test_passwords_are_argon2_and_headers_are_strict(clinic: Clinic) -> None:
     assert response["Referrer-Policy"] == "same-origin"
     scripts = re.findall(r"<script([^>]*)>", response.content.decode())
     assert scripts and all("src=" in s or 'type="application/json"' in s for s in scripts)
+
+
+def test_older_argon2_hashes_still_log_in_and_are_upgraded(clinic: Clinic) -> None:
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+    from django.test import Client
+
+    django_default = Argon2PasswordHasher()
+    clinic.doctor.password = django_default.encode(PASSWORD, django_default.salt())
+    clinic.doctor.save()
+    assert "m=102400" in clinic.doctor.password
+    assert Client().post("/login/", {"username": "doctor", "password": PASSWORD}).status_code == 302
+    clinic.doctor.refresh_from_db()
+    assert clinic.doctor.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
 
 
 def test_crisis_help_is_on_every_patient_page(clinic: Clinic) -> None:

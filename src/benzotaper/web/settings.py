@@ -122,7 +122,7 @@ DATABASES = {"default": database(os.environ.get("DATABASE_URL"), DATA_DIR)}
 
 AUTHENTICATION_BACKENDS = ["benzotaper.web.security.ProfileBackend"]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "benzotaper.web.security.ClinicArgon2Hasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
