@@ -89,13 +89,13 @@ def log(msg: str) -> None:
 class Server:
     """`benzotaper serve` as a subprocess in its own session (stopped by its pid, then its group)."""
 
-    def __init__(self, env: dict[str, str], workers: int, threads: int, logfile: Path) -> None:
+    def __init__(self, env: dict[str, str], workers: int, threads: int, logfile: Path, keepalive: int = 2) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).parent / "benzotaper"
         cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--workers", str(workers), "--threads", str(threads)]
+        cmd += ["--workers", str(workers), "--threads", str(threads), "--keepalive", str(keepalive)]
         self.logfile = logfile
         self._log = logfile.open("ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=self._log, start_new_session=True)
@@ -265,10 +265,10 @@ class Client:
                 # first, as browsers and urllib3 do, instead of sending into a closed socket.
                 self.close()
                 self.stale_reconnects += 1
+            t0 = time.perf_counter()  # a new connection's set-up counts in the request's time
             if self.conn is None or self.conn.sock is None:
                 self._connect()
             reused = self.requests_on_conn > 0
-            t0 = time.perf_counter()
             try:
                 assert self.conn is not None
                 self.conn.request(method, path, body=body, headers=headers)
@@ -788,6 +788,7 @@ def main() -> None:
     ap.add_argument("--think-ms", type=float, default=0.0, help="mean pause between a client's requests (0: none)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--keepalive", type=int, default=2, help="server keep-alive seconds (0: a connection per request)")
     ap.add_argument("--baseline-requests", type=int, default=100)
     ap.add_argument("--database-url", default=None, help="an EMPTY PostgreSQL database (default: fresh SQLite)")
     ap.add_argument("--phases", default="cold,warm", help="which phases to run: cold, warm or both")
@@ -872,7 +873,7 @@ def main() -> None:
         for name in wanted:
             phase = Phase(name, args.seconds)
             shutil.rmtree(data_dir / "cache", ignore_errors=True)  # each phase starts with empty caches
-            server = Server(env, args.workers, args.threads, data_dir / f"server-{name}.log")
+            server = Server(env, args.workers, args.threads, data_dir / f"server-{name}.log", args.keepalive)
             try:
                 server.wait_ready()
                 log(f"{name}: server on port {server.port}, workers {server.worker_pids()}")

@@ -24,15 +24,20 @@ def serve_command(
     demo: Annotated[bool, Opt("--demo", help="Load the demo clinic (the two worked cases) first")] = False,
     workers: Annotated[int, Opt("--workers", help="Worker processes")] = 2,
     threads: Annotated[int, Opt("--threads", help="Threads per worker")] = 8,
+    keepalive: Annotated[
+        int, Opt("--keepalive", help="Seconds an idle connection is kept open (0: one request per connection)")
+    ] = 2,
 ) -> None:
     """Start the clinic web app (applies migrations; SQLite in the data folder unless DATABASE_URL is set)."""
     if not 1 <= port <= 65535:
         _fail(f"--port must be 1-65535 (got {port})")
     if not 1 <= workers <= 64 or not 1 <= threads <= 64:
         _fail(f"--workers and --threads must be 1-64 (got {workers} and {threads})")
+    if not 0 <= keepalive <= 300:
+        _fail(f"--keepalive must be 0-300 seconds (got {keepalive})")
     from benzotaper.web import server
 
-    _guard(lambda: server.serve(host, port, workers, threads, demo))
+    _guard(lambda: server.serve(host, port, workers, threads, demo, keepalive))
 
 
 @app.command("createuser")

@@ -25,7 +25,7 @@ def migrate(verbosity: int = 0) -> None:
     call_command("migrate", interactive=False, verbosity=verbosity)
 
 
-def serve(host: str, port: int, workers: int, threads: int, demo: bool) -> dict[str, Any]:
+def serve(host: str, port: int, workers: int, threads: int, demo: bool, keepalive: int = 2) -> dict[str, Any]:
     """Migrate, load the demo clinic if asked, and run gunicorn in the foreground."""
     setup()
     migrate()
@@ -42,7 +42,7 @@ def serve(host: str, port: int, workers: int, threads: int, demo: bool) -> dict[
 
     # Connections are kept per thread (CONN_MAX_AGE); none may cross the fork into the workers.
     connections.close_all()
-    _gunicorn(host, port, workers, threads)
+    _gunicorn(host, port, workers, threads, keepalive)
     return info
 
 
@@ -57,7 +57,7 @@ def _announce(info: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
-def _gunicorn(host: str, port: int, workers: int, threads: int) -> None:
+def _gunicorn(host: str, port: int, workers: int, threads: int, keepalive: int) -> None:
     from gunicorn.app.base import BaseApplication
 
     from benzotaper.web.wsgi import application
@@ -73,6 +73,7 @@ def _gunicorn(host: str, port: int, workers: int, threads: int) -> None:
                 "errorlog": "-",
                 "loglevel": "warning",
                 "timeout": 60,
+                "keepalive": keepalive,
                 "preload_app": True,
             }
             for key, value in options.items():

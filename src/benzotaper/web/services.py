@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Max, Q
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from benzotaper.assess.crisis import CrisisHelp, crisis_help, generic_help
@@ -102,13 +102,31 @@ class PageKeys:
     diary: str
 
 
+def _newest_audit(diary: bool) -> Subquery:
+    rows = m.AuditEntry.objects.filter(patient_id=OuterRef("pk"))
+    if not diary:
+        rows = rows.exclude(model="DiaryEntry")
+    # MAX over the patient's rows (index on patient), not ORDER BY id DESC LIMIT 1, which a planner may
+    # answer by walking the whole table backwards.
+    return Subquery(rows.order_by().values("patient_id").annotate(v=Max("id")).values("v"))
+
+
+def with_versions(rows: QuerySet[m.Patient]) -> QuerySet[m.Patient]:
+    """`rows` with both data versions annotated, so the page's keys come with the patient in one query."""
+    return rows.annotate(bt_version=_newest_audit(diary=False), bt_version_diary=_newest_audit(diary=True))
+
+
 def page_keys(patient: m.Patient) -> PageKeys:
-    """The two data versions of `page_keys` in one query, so a warm page costs one look at the audit log."""
-    row = m.AuditEntry.objects.filter(patient_id=patient.pk).aggregate(
-        every=Max("id"), clinical=Max("id", filter=~Q(model="DiaryEntry"))
-    )
+    """Both cache-key parts: from `with_versions`' annotations when present, else one audit-log query."""
+    clinical = getattr(patient, "bt_version", None)
+    every = getattr(patient, "bt_version_diary", None)
+    if not hasattr(patient, "bt_version"):
+        row = m.AuditEntry.objects.filter(patient_id=patient.pk).aggregate(
+            every=Max("id"), clinical=Max("id", filter=~Q(model="DiaryEntry"))
+        )
+        clinical, every = row["clinical"], row["every"]
     day = today().isoformat()
-    return PageKeys(f"{row['clinical'] or 0}:{day}", f"{row['every'] or 0}:{day}")
+    return PageKeys(f"{clinical or 0}:{day}", f"{every or 0}:{day}")
 
 
 def cached(kind: str, patient: m.Patient, compute: Callable[[], T], key: str | None = None) -> T:
