@@ -24,19 +24,19 @@ from benzotaper.web.permissions import role
 from benzotaper.web.views import _assessment
 
 
-def own_patient(request: HttpRequest) -> m.Patient:
-    """The logged-in patient's own record (nobody else has a diary page)."""
+def own_patient(request: HttpRequest, versions: bool = False) -> m.Patient:
+    """The logged-in patient's own record (nobody else has a diary page); `versions` adds the data versions."""
     if role(request.user) != "patient":
         raise PermissionDenied("the diary is for patients; clinicians see it on the patient page")
-    patient = m.Patient.objects.filter(user=request.user).first()
+    rows = m.Patient.objects.filter(user=request.user)
+    patient = (services.with_versions(rows) if versions else rows).first()
     if patient is None:
         raise PermissionDenied("this account is not linked to a patient record")
     return patient
 
 
-def todays_doses(patient: m.Patient, record: m.Plan | None) -> list[dict[str, object]]:
-    """Today's doses from the approved plan `record`, each with what was recorded for it."""
-    step = services.step_on(record.plan, services.today()) if record else None
+def todays_doses(patient: m.Patient, step: dict[str, Any] | None) -> list[dict[str, object]]:
+    """Today's doses from the approved plan's `step`, each with what was recorded for it."""
     taken = {
         (e.drug, e.at.astimezone(timezone.get_current_timezone()).strftime("%H:%M")): e
         for e in patient.diary.filter(kind="dose", day=services.today())
@@ -50,13 +50,12 @@ def todays_doses(patient: m.Patient, record: m.Plan | None) -> list[dict[str, ob
 @login_required
 def diary(request: HttpRequest) -> HttpResponse:
     """Today's page of the diary."""
-    patient = own_patient(request)
-    record = services.approved_plan(patient)
+    patient = own_patient(request, versions=True)
+    plan = services.todays_plan(patient, services.page_keys(patient).data)
     context = {
         "patient": patient,
-        "doses": todays_doses(patient, record),
-        "step": services.step_on(record.plan, services.today()) if record else None,
-        "plan": record,
+        "doses": todays_doses(patient, plan["step"] if plan else None),
+        "plan": plan,
         "checkin": f.CheckinForm(),
         "entries": patient.diary.order_by("-at")[:20],
         "help": services.crisis_for(patient).to_dict(services.safety_net()),

@@ -203,7 +203,8 @@ class DiaryEntry(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["patient", "day"])]
+        # (patient, day): today's doses and the chart's daily sums; (patient, at): the newest entries first.
+        indexes = [models.Index(fields=["patient", "day"]), models.Index(fields=["patient", "at"])]
 
 
 class AuditEntry(models.Model):

@@ -254,6 +254,16 @@ def approved_plan(patient: m.Patient) -> m.Plan | None:
     return patient.plans.filter(status="approved").order_by("-version").first()
 
 
+def todays_plan(patient: m.Patient, key: str | None = None) -> dict[str, Any] | None:
+    """The approved plan's version and today's step (cached: parsing a long plan costs ~1 ms), or None."""
+
+    def compute() -> dict[str, Any] | None:
+        record = approved_plan(patient)
+        return None if record is None else {"version": record.version, "step": step_on(record.plan, today())}
+
+    return cached("today-plan", patient, compute, key)
+
+
 def step_on(plan_json: dict[str, Any], day: date) -> dict[str, Any] | None:
     """The plan step running on `day`, or None before the start / after the end."""
     iso = day.isoformat()
