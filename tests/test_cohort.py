@@ -24,7 +24,7 @@ from benzotaper.cli import app
 from benzotaper.cohort.generate import TRUTH_FIELDS, generate
 from benzotaper.cohort.mapping import strength_in
 from benzotaper.cohort.pipeline import default_settings, run_cohort, sig_doses
-from benzotaper.errors import CohortError
+from benzotaper.errors import BenzotaperError, CohortError
 from benzotaper.knowledge import load_knowledge
 
 K = load_knowledge()
@@ -348,3 +348,28 @@ def test_spark_gives_identical_results(generated: Path, duck: Path, tmp_path: Pa
         pytest.fail("Spark needs Java: scripts/install-java.sh installs it (CI runs it)")
     run_cohort(generated, tmp_path / "spark", "spark")
     _assert_same_outputs(duck, tmp_path / "spark")
+
+
+def test_interdose_rule_as_the_simulator_says() -> None:
+    """The cohort's interdose lookup (drug passed by id, only the day summaries) agrees with simulate_sig."""
+    from benzotaper.cohort.pipeline import (
+        INTERDOSE_DAYS,
+        INTERDOSE_DOSES,
+        INTERDOSE_SIG,
+        INTERDOSE_START,
+        interdose_rows,
+    )
+    from benzotaper.simulate import simulate_sig
+
+    expected = []
+    for drug in K.drugs.values():
+        for n in INTERDOSE_DOSES:
+            try:
+                report = simulate_sig(
+                    K, f"{drug.name} {INTERDOSE_SIG.format(n=n)}", days=INTERDOSE_DAYS, start=INTERDOSE_START
+                )
+            except BenzotaperError:
+                break
+            expected.append((drug.id, n, int(report.days[-1].interdose_withdrawal)))
+    assert interdose_rows(K) == tuple(expected)
+    assert any(risk for *_, risk in expected) and not all(risk for *_, risk in expected)

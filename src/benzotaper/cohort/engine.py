@@ -34,13 +34,20 @@ class Dialect:
         """Whole days from `start` to `end` (end - start)."""
         if self.name == "spark":
             return f"datediff({end}, {start})"
-        return f"date_diff('day', {start}, {end})"
+        return f"({end} - {start})"  # DATE - DATE: whole days (BIGINT), cheaper than date_diff
 
     def add_days(self, day: str, n: str) -> str:
         """`day` plus `n` days, a DATE."""
         if self.name == "spark":
             return f"date_add({day}, CAST({n} AS INT))"
         return f"CAST({day} + CAST({n} AS INTEGER) AS DATE)"
+
+    def bits(self, column: str, shift: int | str, width: int) -> str:
+        """The `width` bits of a whole number from bit `shift` (a number or an expression) up."""
+        mask = (1 << width) - 1
+        if self.name == "spark":
+            return f"(shiftright({column}, {shift}) & {mask})"
+        return f"(({column} >> {shift}) & {mask})"
 
     def sorted_set(self, column: str) -> str:
         """Distinct values of a text column, sorted, joined by commas (aggregate)."""

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ from benzotaper.equivalence import diazepam_equivalent_mg
 from benzotaper.errors import BenzotaperError, CohortError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.knowledge.cohort_rules import CohortKnowledge, load_cohort_knowledge, whole_days
-from benzotaper.simulate import simulate_sig
+from benzotaper.pk import Simulator, TimeGrid, day_summaries
+from benzotaper.regimen import expand, parse_regimens
 
 COLUMNS: dict[str, dict[str, str]] = {
     "person": {"person_id": "BIGINT", "gender_concept_id": "BIGINT", "year_of_birth": "INT"},
@@ -235,6 +236,9 @@ def build_product_map(
 
 
 _INTERDOSE: dict[tuple[int, str], tuple[tuple[int, int], ...]] = {}
+INTERDOSE_SIG = "{n} mg/day in {n} doses"  # the regimen the interdose rule is tried on, for n in INTERDOSE_DOSES
+INTERDOSE_DOSES = range(2, 7)
+INTERDOSE_DAYS, INTERDOSE_START = 21, date(2024, 1, 1)  # simulated until steady state; the last day is judged
 
 
 def interdose_rows(knowledge: Knowledge, drugs: Iterable[str] | None = None) -> tuple[tuple[str, int, int], ...]:
@@ -250,17 +254,45 @@ def interdose_rows(knowledge: Knowledge, drugs: Iterable[str] | None = None) -> 
         key = (id(knowledge), drug.id)
         if key not in _INTERDOSE:
             found = []
-            for n in range(2, 7):
+            for n in INTERDOSE_DOSES:
                 try:
-                    report = simulate_sig(
-                        knowledge, f"{drug.name} {n} mg/day in {n} doses", days=21, start=date(2024, 1, 1)
-                    )
+                    found.append((n, int(interdose_at(knowledge, drug.id, n))))
                 except BenzotaperError:
                     break
-                found.append((n, int(report.days[-1].interdose_withdrawal)))
             _INTERDOSE[key] = tuple(found)
         rows += [(drug.id, n, risk) for n, risk in _INTERDOSE[key]]
     return tuple(rows)
+
+
+def interdose_at(knowledge: Knowledge, drug: str, n: int) -> bool:
+    """Whether the interdose rule fires on the last simulated day of `drug` n mg/day in n doses.
+
+    What `simulate_sig(knowledge, f"{name} {INTERDOSE_SIG}", ...).days[-1].interdose_withdrawal`
+    says (a test checks it for every drug), in less than half the time: the drug is passed by id
+    rather than found again by name in the sig (each near miss of the name lookup costs a fuzzy
+    search), and only the day summaries the rule reads are computed.
+    """
+    regimens = tuple(parse_regimens(INTERDOSE_SIG.format(n=n), knowledge, start=INTERDOSE_START, drug=drug))
+    origin = datetime.combine(INTERDOSE_START, datetime.min.time())
+    events = expand(regimens, origin, origin + timedelta(days=INTERDOSE_DAYS))
+    sim = Simulator.for_drugs(knowledge, events.drugs)
+    step_h = 0.25  # simulate_sig's default time step
+    curves = sim.run(events, TimeGrid(0.0, step_h, round(INTERDOSE_DAYS * 24 / step_h)))
+    days = tuple(day_summaries(sim, events, curves, knowledge.policy.interdose_trough_fraction.value))
+    return bool(days[-1].interdose_withdrawal)
+
+
+def _interdose_masks(knowledge: Knowledge, drugs: Iterable[str]) -> dict[str, int]:
+    """Per ingredient, the doses per day at which the interdose rule fires, as bits of one number
+    (product_dim.interdose_mask: a bit test per row instead of a join)."""
+    masks: dict[str, int] = {}
+    for drug, n, at_risk in interdose_rows(knowledge, drugs):
+        if not 0 <= n < queries.INTERDOSE_BITS:
+            raise CohortError(
+                f"interdose rule simulated at {n} doses a day: the mask holds 0 to {queries.INTERDOSE_BITS - 1}"
+            )
+        masks[drug] = masks.get(drug, 0) | (at_risk << n)
+    return masks
 
 
 def sig_doses(sig: str, knowledge: Knowledge) -> int | None:
@@ -308,6 +340,8 @@ def _lookups(
     by_name = {n: (de, ddd) for n, _, de, ddd in ingredients}
     words = {w: g for g, ws in ck.omop.route_words.items() for w in ws}
     groups = sorted({*ck.omop.routes.values(), *words.values(), "parenteral", "unknown"})
+    if len(groups) > 1 << queries.CODES["route"][1]:
+        raise CohortError(f"{len(groups)} route groups: a prescription's codes hold {1 << queries.CODES['route'][1]}")
     route = {g: i for i, g in enumerate(groups)}
     engine.put(
         "route_group", arrow_table([("route", "INT"), ("route_group", "TEXT")], [(i, g) for g, i in route.items()])
@@ -330,12 +364,16 @@ def _lookups(
         "sig_map", arrow_table([("sig", "TEXT"), ("doses_per_day", "INT")], [p for p in parsed if p[1] is not None])
     )
     kinds = {"bzd": queries.BZD, "opioid": queries.OPIOID}
+    risk = _interdose_masks(knowledge, {r[2] for r in products if r[3] == "bzd"})
     dim = []
     for cid, text, ingredient, kind, unit_mg, form, hint, _, _ in products:
         if kind in kinds:
             de_per_mg, ddd_mg = by_name.get(ingredient, (None, None))
             solid = 1 if form == "solid" else 0
-            dim.append((cid, text, code[ingredient], kinds[kind], unit_mg, solid, route.get(hint), de_per_mg, ddd_mg))
+            at_risk = risk.get(ingredient, 0)
+            dim.append(
+                (cid, text, code[ingredient], kinds[kind], unit_mg, solid, route.get(hint), de_per_mg, ddd_mg, at_risk)
+            )
     engine.put(
         "product_dim",
         arrow_table(
@@ -349,16 +387,9 @@ def _lookups(
                 ("hint", "INT"),
                 ("de_per_mg", "DOUBLE"),
                 ("ddd_mg", "DOUBLE"),
+                ("interdose_mask", "INT"),
             ],
             dim,
-        ),
-    )
-    present = {r[2] for r in products if r[3] == "bzd"}
-    engine.put(
-        "interdose",
-        arrow_table(
-            [("ing", "BIGINT"), ("doses_per_day", "INT"), ("at_risk", "INT")],
-            [(code[i], n, risk) for i, n, risk in interdose_rows(knowledge, present)],
         ),
     )
     engine.put(
@@ -403,37 +434,41 @@ def _episodes_part(
     afterwards. The results are `episodes_<part>`, `person_summary_<part>`, `users_age_sex_<part>`,
     `users_drug_<part>` and `quality_counts_<part>`.
     """
-    eng.view("exposure", queries.exposure(s, eng.dialect, routes, where))
-    eng.create("rx_order", queries.rx_order(s, eng.dialect, routes))
+    d = eng.dialect
+    eng.view("exposure", queries.exposure(s, d, routes, where))
+    eng.create("rx_order", queries.rx_order(s, d))
     eng.create(f"quality_counts_{part}", queries.quality_counts())
-    eng.create("part_opioid", queries.opioid(routes))
-    eng.view("rx", "SELECT * FROM rx_order WHERE analysed = 1")
-    eng.create("fix_end", queries.fix_end(eng.dialect))
-    eng.create("episode_start", queries.episode_starts())
+    eng.create("part_opioid", queries.opioid(d, routes))
+    eng.view("rx", queries.analysed_rx())
+    eng.create("fix_end", queries.fix_end(d))
+    eng.create("episode_start", queries.episode_starts(d))
+    eng.create("episode_base", queries.episode_base(d))
+    eng.drop("episode_start")
+    eng.create("opioid_islands", queries.opioid_islands())
+    eng.create("detail_episodes", queries.detail_episodes())
     eng.create("episode_rx", queries.episode_rx())
-    for name in ("rx", "rx_order", "fix_end", "episode_start"):
+    for name in ("rx", "rx_order", "fix_end"):
         eng.drop(name)
-    eng.create("episode_base", queries.episode_base(eng.dialect))
     eng.create("mask_ingredient", queries.mask_ingredient())
     eng.create("sweep_episodes", queries.sweep_episodes())
-    eng.create("segments", queries.segments(eng.dialect))
-    eng.create("opioid_islands", queries.opioid_islands())
-    eng.create("opioid_days", queries.opioid_days(eng.dialect))
-    eng.create("prescriber_peak", queries.prescriber_peak(s, eng.dialect))
+    eng.create("segments", queries.segments(d))
+    eng.create("opioid_days", queries.opioid_days(d))
+    eng.create("prescriber_peak", queries.prescriber_peak(s, d))
     eng.drop("episode_rx")
-    eng.create(f"episodes_{part}", queries.with_flag_bits(s, queries.episodes(s, eng.dialect)))
-    for name in ("episode_base", "sweep_episodes", "segments", "opioid_islands", "opioid_days", "prescriber_peak"):
+    eng.create(f"episodes_{part}", queries.episodes(s, d))
+    for name in ("episode_base", "detail_episodes", "sweep_episodes", "segments", "opioid_islands", "opioid_days"):
         eng.drop(name)
+    eng.drop("prescriber_peak")
     eng.view("episodes_part", f"SELECT * FROM episodes_{part}")
     years = _years(eng, "episodes_part")
     pairs = [(y0, y1, y) for y0 in years for y1 in years if y1 >= y0 for y in range(y0, y1 + 1)]
     eng.put("year_span", arrow_table([("y0", "INT"), ("y1", "INT"), ("year", "INT")], pairs))
     eng.create("person_years", queries.person_years())
-    eng.create(f"person_summary_{part}", queries.person_summary(s))
-    eng.view("summary_part", f"SELECT * FROM person_summary_{part}")
+    eng.create(f"person_summary_{part}", queries.person_summary())
     eng.create(f"users_age_sex_{part}", queries.users_by_year_age_sex(s, ck.omop.male, ck.omop.female))
+    eng.create("mixed_years", queries.mixed_years())
     eng.create(f"users_drug_{part}", queries.users_by_year_drug(s))
-    for name in ("person_years", "mask_ingredient", "episodes_part", "summary_part", "part_opioid", "year_span"):
+    for name in ("person_years", "mixed_years", "mask_ingredient", "episodes_part", "part_opioid", "year_span"):
         eng.drop(name)
 
 
@@ -506,14 +541,14 @@ def _write(
 ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     queries_by_name = {
-        "episodes": (f"SELECT {', '.join(queries.episode_columns(s))} FROM episodes", ("person_id", "episode_no")),
+        "episodes": (queries.episode_output(s, eng.dialect), ("person_id", "episode_no")),
         "by_year_age_sex": (
             queries.by_year_age_sex(s, ck.omop.male, ck.omop.female),
             ("year", "age_band", "sex"),
         ),
         "by_year_drug": (queries.by_year_drug(s), ("year", "drug")),
         "quality": (
-            queries.quality(),
+            queries.quality(eng.dialect),
             ("kind", "route_group", "ingredient", "duration_rule", "dose_rule", "doses_rule"),
         ),
     }
@@ -560,7 +595,7 @@ SELECT * FROM (
   SELECT person_id, year_of_birth, gender_concept_id, episodes, first_start, last_end, longest_episode_days,
          max_daily_de_mg, cumulative_de_mg, opioid_overlap_days, window_prescribers, trend_per_year,
          {cols}, {score} AS reasons
-  FROM person_summary
+  FROM ({queries.unpacked(s, "person_summary")}) p
 ) t WHERE reasons > 0
 """
 
@@ -579,13 +614,13 @@ def _summary(
     eng: Engine, s: CohortSettings, mapping: list[dict[str, Any]], present: set[str], outputs: dict[str, Path]
 ) -> dict[str, Any]:
     flags = queries.indicator_names(s)
-    sums = ", ".join(f"SUM({f})" for f in flags)
-    ep = eng.rows(f"SELECT COUNT(*), COUNT(DISTINCT person_id), {sums} FROM episodes")[1][0]
-    people = eng.rows(f"SELECT {', '.join(f'SUM({f})' for f in flags)} FROM person_summary")[1][0]
+    sums = queries.flag_sums(s)
+    ep = eng.rows(f"SELECT COUNT(*), {sums} FROM episodes")[1][0]
+    people = eng.rows(f"SELECT COUNT(person_id), {sums} FROM person_summary")[1][0]  # one row per user
     cand = eng.rows(f"SELECT COUNT(*) FROM ({candidate_sql(s)}) c")[1][0][0]
     total = eng.rows("SELECT COUNT(*) FROM drug_exposure")[1][0][0]
     routes = eng.rows(
-        f"SELECT kind, route_group, SUM(rows) FROM ({queries.quality()}) q GROUP BY kind, route_group"
+        f"SELECT kind, route_group, SUM(rows) FROM ({queries.quality(eng.dialect)}) q GROUP BY kind, route_group"
         " ORDER BY kind, route_group"
     )[1]
     persons = eng.rows("SELECT COUNT(*) FROM person")[1][0][0]
@@ -597,9 +632,9 @@ def _summary(
         "mapping": mapping,
         "routes": [{"kind": k, "route_group": g, "rows": int(n)} for k, g, n in routes],
         "episodes": int(ep[0] or 0),
-        "users": int(ep[1] or 0),
-        "episodes_with": {f: int(v or 0) for f, v in zip(flags, ep[2:], strict=True)},
-        "persons_with": {f: int(v or 0) for f, v in zip(flags, people, strict=True)},
+        "users": int(people[0] or 0),
+        "episodes_with": {f: int(v or 0) for f, v in zip(flags, ep[1:], strict=True)},
+        "persons_with": {f: int(v or 0) for f, v in zip(flags, people[1:], strict=True)},
         "review_candidates": int(cand),
         "settings": {
             "gap_days": s.gap_days,

@@ -1,21 +1,24 @@
 """The indicator SQL, written once: every engine runs these texts (only `Dialect` calls differ).
 
 Tables read: `drug_exposure`, `person` (typed views), and lookups built in Python: `product_dim`
-(the in-scope products, with codes), `ingredient`, `route_group`, `route_map`, `route_words`,
-`sig_map`, `interdose`, `year_span`, `years`, `age_band`.
+(the in-scope products, with codes and the doses per day at which the interdose rule fires),
+`ingredient`, `route_group`, `route_map`, `route_words`, `sig_map`, `year_span`, `years`, `age_band`.
 Rules (docs/cohort.md): duration from days_supply, else the end date, else quantity / DDD, else
 one day; daily dose = quantity x strength / duration; a newer prescription of the same ingredient
 supersedes the older from its first day; doses of different ingredients add up.
 
 How it stays fast (docs/cohort.md, "Speed and memory"): drug_exposure is read once per group of
-persons into `rx_order`, which holds numbers and small codes (ingredient, kind, route group, the
-rules used), never text; names come back from the small lookups in the small outputs. One window
-pass over each person's prescriptions finds episode starts and superseded prescriptions; the
-prescriptions then find their episode by an equi-join to the (few) episode starts. The day-by-day
-sweep runs only for episodes with two or more ingredients; elsewhere the highest day total is the
-highest single daily dose and opioid days add up pair by pair. Indicator flags travel as one bit
-mask through the per-person and per-year groupings; every range join is an equi-join on a small
-lookup (year_span, age_band).
+persons into `rx_order`, which holds numbers and small codes (ingredient; kind, route group, the
+rules used and the window's findings packed in one INTEGER, `codes`), never text; names come back
+from the small lookups in the small outputs. One window pass over each person's prescriptions
+finds episode starts and superseded prescriptions. The prescriptions find their episode by a join
+to the (few) episode starts on their way into the per-episode grouping; only those of the episodes
+that need them one by one (two or more ingredients, prescribers, or an opioid alongside) are
+stored with their episode. The day-by-day sweep runs only for episodes with two or more
+ingredients; elsewhere the highest day total is the highest single daily dose and opioid days add
+up pair by pair. Indicator flags travel as one bit mask through the per-person and per-year
+groupings and are unpacked only in the outputs; persons with one episode (most) skip those
+groupings; every range join is an equi-join on a small lookup (year_span, age_band).
 """
 
 from __future__ import annotations
@@ -26,12 +29,28 @@ from benzotaper.cohort.engine import Dialect
 from benzotaper.cohort.settings import CohortSettings
 
 ORIGIN = "DATE '2000-01-01'"
+LAST_DAY = "DATE '9999-12-31'"  # after every date a prescription can have (episode_start.next_start of the last)
 BZD, OPIOID = 1, 2  # product_dim.kind and exposure.kind
 KINDS = ("", "bzd", "opioid")
 DURATION_RULES = ("days_supply", "end_date", "quantity_over_ddd", "single_day")
 DOSE_RULES = ("computed", "missing_quantity", "missing_strength", "no_equivalence", "implausible", "not_applicable")
 DOSES_RULES = ("sig", "units_per_day", "unknown")
 MIN_DE = "1e-9"  # a day's total at or below this is float noise around 0 (no computable dose)
+# A prescription's small codes travel packed in one INTEGER column `codes`: (lowest bit, width) of
+# each. One column instead of eight, because the window pass sorts and every big intermediate copies
+# each column (and DuckDB stores a TINYINT column slower than an INTEGER). route: the group's code.
+CODES = {
+    "kind": (0, 2),
+    "route": (2, 5),
+    "duration_rule": (7, 2),
+    "dose_rule": (9, 3),
+    "doses_rule": (12, 2),
+    "interdose": (14, 1),
+    "is_start": (15, 1),
+    "overlap": (16, 2),
+}
+INTERDOSE_BITS = 31  # product_dim.interdose_mask (an INTEGER): bit n = the interdose rule fires at n doses a day
+QUALITY_CODES = ("kind", "route", "duration_rule", "dose_rule", "doses_rule")  # the lowest bits of `codes`
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,17 @@ class Routes:
     analysed: tuple[int, ...]  # oral and oromucosal: these BZD rows form episodes
     parenteral: int  # opioids of every other route count for co-prescription
     unknown: int
+
+
+def code(d: Dialect, name: str, column: str = "codes") -> str:
+    """One small code out of a packed `codes` column."""
+    shift, width = CODES[name]
+    return d.bits(column, shift, width)
+
+
+def pack(values: dict[str, str]) -> str:
+    """Small codes (each within its width in CODES) packed into one INTEGER expression."""
+    return " + ".join(f"({v}) * {1 << CODES[k][0]}" for k, v in values.items())
 
 
 def typed(table: str, columns: dict[str, str], present: set[str], dialect: Dialect) -> str:
@@ -104,29 +134,54 @@ def exposure(s: CohortSettings, d: Dialect, routes: Routes, where: str = "") -> 
     """Every in-scope row (BZD and opioid), narrow: numbers and small codes only, no text.
 
     `ing` is the ingredient's code (a power of two for BZDs, so an episode's ingredient set is a bit
-    mask; negative for opioids). kind, route group and the rules used are small codes:
-    duration_rule indexes DURATION_RULES, dose_rule DOSE_RULES, doses_rule DOSES_RULES. `interdose`
-    is 1 when the clinic's interdose-withdrawal rule fires for the ingredient at the doses per day.
+    mask; negative for opioids). kind, route group and the rules used are small codes, packed in
+    `codes` (CODES): duration_rule indexes DURATION_RULES, dose_rule DOSE_RULES, doses_rule
+    DOSES_RULES; `interdose` is 1 when the clinic's interdose-withdrawal rule fires for the
+    ingredient at the doses per day. `analysed` is 1 for BZD/Z-drugs of the routes analysed with
+    oral use (a column of its own, so that the engine estimates how many rows its filter keeps).
     `where` (on drug_exposure `e`) keeps the rows of one group of persons.
     """
     start, end, top = "e.drug_exposure_start_date", "e.drug_exposure_end_date", s.max_days_supply
     span = d.days(start, end)
-    ddd_days = f"CAST(floor(LEAST(e.quantity * p.unit_mg / p.ddd_mg, {top}) + 0.5) AS INT)"
-    cases = (
-        (f"e.days_supply > 0 AND e.days_supply <= {top}", "e.days_supply"),
-        (f"{end} > {start} AND {span} < {top}", f"{span} + 1"),
-        (f"e.quantity > 0 AND p.unit_mg > 0 AND p.ddd_mg > 0 AND {ddd_days} >= 1", ddd_days),
+
+    def ddd_days(q: str, unit: str, ddd: str) -> str:
+        return f"CAST(floor(LEAST({q} * {unit} / {ddd}, {top}) + 0.5) AS INT)"
+
+    conditions = (
+        f"e.days_supply > 0 AND e.days_supply <= {top}",
+        f"{end} > {start} AND {span} < {top}",
+        f"e.quantity > 0 AND p.unit_mg > 0 AND p.ddd_mg > 0 AND {ddd_days('e.quantity', 'p.unit_mg', 'p.ddd_mg')} >= 1",
     )
-    rule = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _) in enumerate(cases)) + " ELSE 3 END"
-    duration = "CAST(CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in cases) + " ELSE 1 END AS INT)"
+    values = ("b.days_supply", "b.span + 1", ddd_days("b.quantity", "b.unit_mg", "b.ddd_mg"))
+    # the rule first, then the duration it names: each condition is evaluated once
+    rule = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, c in enumerate(conditions)) + f" ELSE {len(conditions)} END"
+    duration = (
+        "CAST(CASE b.duration_rule "
+        + " ".join(f"WHEN {i} THEN {v}" for i, v in enumerate(values))
+        + " ELSE 1 END AS INT)"
+    )
     route = f"COALESCE(rm.route, rw.route, p.hint, {routes.unknown})"
     units = "x.solid = 1 AND x.quantity > 0 AND x.duration_rule <= 1"
     de, top_de = "x.raw_mg * x.de_per_mg", s.plausible_max_de_mg
+    analysed_routes = ", ".join(str(r) for r in routes.analysed) or "NULL"
+    doses = f"COALESCE(x.sig_doses, CASE WHEN {units} THEN CAST(floor(x.quantity / x.duration + 0.5) AS INT) END)"
+    at_risk = d.bits("y.interdose_mask", "y.doses_per_day", 1)
+    interdose = f"CASE WHEN y.doses_per_day BETWEEN 0 AND {INTERDOSE_BITS - 1} THEN {at_risk} ELSE 0 END"
+    codes = pack(
+        {
+            "kind": "y.kind",
+            "route": "y.route",
+            "duration_rule": "y.duration_rule",
+            "dose_rule": "y.dose_rule",
+            "doses_rule": "y.doses_rule",
+            "interdose": interdose,
+        }
+    )
     return f"""
 WITH b AS (
   SELECT e.person_id, e.drug_exposure_id, p.ing, p.kind, {route} AS route, {start} AS start_date,
-         {duration} AS duration, {rule} AS duration_rule, e.quantity, p.unit_mg, p.solid, e.provider_id,
-         p.de_per_mg, sm.doses_per_day AS sig_doses
+         {rule} AS duration_rule, e.days_supply, {span} AS span, e.quantity, p.unit_mg, p.ddd_mg, p.solid,
+         e.provider_id, p.de_per_mg, p.interdose_mask, sm.doses_per_day AS sig_doses
   FROM drug_exposure e
   JOIN product_dim p ON p.drug_concept_id = COALESCE(e.drug_concept_id, 0)
        AND p.drug_source_value = COALESCE(e.drug_source_value, '')
@@ -134,9 +189,10 @@ WITH b AS (
   LEFT JOIN route_words rw ON rw.route_source_value = e.route_source_value
   LEFT JOIN sig_map sm ON sm.sig = e.sig
   {f"WHERE {where}" if where else ""}
+), t AS (
+  SELECT b.*, {duration} AS duration FROM b
 ), x AS (
-  SELECT b.*, CASE WHEN b.quantity > 0 AND b.unit_mg > 0 THEN b.quantity * b.unit_mg / b.duration END AS raw_mg
-  FROM b
+  SELECT t.*, CASE WHEN t.quantity > 0 AND t.unit_mg > 0 THEN t.quantity * t.unit_mg / t.duration END AS raw_mg FROM t
 ), y AS (
   SELECT x.person_id, x.drug_exposure_id, x.ing, x.kind, x.route, x.start_date,
          {d.add_days("x.start_date", "x.duration - 1")} AS end_date, x.duration_rule, x.provider_id,
@@ -144,75 +200,73 @@ WITH b AS (
          CASE WHEN x.kind = {OPIOID} THEN 5 WHEN x.quantity IS NULL OR x.quantity <= 0 THEN 1
               WHEN x.unit_mg IS NULL THEN 2 WHEN x.de_per_mg IS NULL THEN 3
               WHEN {de} > {top_de} THEN 4 ELSE 0 END AS dose_rule,
-         COALESCE(x.sig_doses, CASE WHEN {units} THEN CAST(floor(x.quantity / x.duration + 0.5) AS INT) END)
-           AS doses_per_day,
+         {doses} AS doses_per_day, x.interdose_mask,
          CASE WHEN x.sig_doses IS NOT NULL THEN 0 WHEN {units} THEN 1 ELSE 2 END AS doses_rule
   FROM x
 )
-SELECT y.person_id, y.drug_exposure_id, y.ing, CAST(y.kind AS TINYINT) AS kind, CAST(y.route AS TINYINT) AS route,
-       y.start_date, y.end_date, y.daily_de, y.provider_id, CAST(COALESCE(ir.at_risk, 0) AS TINYINT) AS interdose,
-       CAST(y.duration_rule AS TINYINT) AS duration_rule, CAST(y.dose_rule AS TINYINT) AS dose_rule,
-       CAST(y.doses_rule AS TINYINT) AS doses_rule
-FROM y LEFT JOIN interdose ir ON ir.ing = y.ing AND ir.doses_per_day = y.doses_per_day
+SELECT y.person_id, y.drug_exposure_id, y.ing, y.start_date, y.end_date, y.daily_de, y.provider_id,
+       CASE WHEN y.kind = {BZD} AND y.route IN ({analysed_routes}) THEN 1 ELSE 0 END AS analysed,
+       CAST({codes} AS INT) AS codes
+FROM y
 """
 
 
-def rx_order(s: CohortSettings, d: Dialect, routes: Routes) -> str:
+def rx_order(s: CohortSettings, d: Dialect) -> str:
     """Every in-scope row (exposure) with one window pass over each person's analysed prescriptions.
 
-    The analysed prescriptions (`analysed` = 1: BZD/Z-drugs of the routes analysed with oral use)
-    are taken in order of start (then id); other rows ride along for the quality counts and the
-    opioid days. `is_start`: the days without supply before this prescription (after the latest
-    end among the person's earlier ones) exceed the gap, so it opens an episode. `eff_end`: the day
-    before the next prescription starts, when that one is the same ingredient and starts before
-    this one ends (a newer prescription supersedes the older from its first day). `overlap`: 0 when
-    no later prescription starts before this one ends, 1 when the next one is the same ingredient,
-    2 when it is another ingredient: the next of the same ingredient may still start in time (fix_end).
+    The analysed prescriptions are taken in order of start (then id); other rows ride along for the
+    quality counts and the opioid days. Added to `codes`: `is_start`, the days without supply before
+    this prescription (after the latest end among the person's earlier ones) exceed the gap, so it
+    opens an episode; `overlap`, 0 when no later prescription starts before this one ends, 1 when
+    the next one is the same ingredient, 2 when it is another ingredient: the next of the same
+    ingredient may still start in time (fix_end). `eff_end`: the day before the next prescription
+    starts, when that one is the same ingredient and starts before this one ends (a newer
+    prescription supersedes the older from its first day).
     """
-    analysed = ", ".join(str(r) for r in routes.analysed) or "NULL"
     part = "PARTITION BY person_id, analysed ORDER BY start_date, drug_exposure_id"
+    is_start = f"CASE WHEN prev_end IS NULL OR {d.days('prev_end', 'start_date')} - 1 > {s.gap_days} THEN 1 ELSE 0 END"
+    overlap = "CASE WHEN next_start IS NULL OR next_start > end_date THEN 0 WHEN next_ing = ing THEN 1 ELSE 2 END"
     return f"""
-WITH x AS (
-  SELECT e.*, CAST(CASE WHEN kind = {BZD} AND route IN ({analysed}) THEN 1 ELSE 0 END AS TINYINT) AS analysed
-  FROM exposure e
-), o AS (
+WITH o AS (
   SELECT x.*,
          max(end_date) OVER ({part} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end,
          lead(start_date) OVER ({part}) AS next_start, lead(ing) OVER ({part}) AS next_ing
-  FROM x
+  FROM exposure x
 )
-SELECT person_id, drug_exposure_id, ing, kind, route, analysed, start_date, end_date, daily_de, provider_id,
-       interdose, duration_rule, dose_rule, doses_rule,
-       CASE WHEN prev_end IS NULL OR {d.days("prev_end", "start_date")} - 1 > {s.gap_days} THEN 1 ELSE 0 END
-         AS is_start,
-       CASE WHEN next_start IS NULL OR next_start > end_date THEN 0 WHEN next_ing = ing THEN 1 ELSE 2 END AS overlap,
+SELECT person_id, drug_exposure_id, ing, analysed, start_date, end_date,
        CASE WHEN next_ing = ing AND next_start <= end_date THEN {d.add_days("next_start", "-1")} ELSE end_date END
-         AS eff_end
+         AS eff_end,
+       daily_de, provider_id, CAST(codes + {pack({"is_start": is_start, "overlap": overlap})} AS INT) AS codes
 FROM o
 """
 
 
+def _quality_mask() -> int:
+    shift, width = CODES[QUALITY_CODES[-1]]
+    assert all(CODES[c][0] < shift for c in QUALITY_CODES[:-1])
+    return (1 << (shift + width)) - 1
+
+
 def quality_counts() -> str:
-    """Rows per kind, route group, ingredient and rules (codes; small)."""
-    return """
-SELECT kind, route, ing, duration_rule, dose_rule, doses_rule, COUNT(*) AS n
-FROM rx_order GROUP BY kind, route, ing, duration_rule, dose_rule, doses_rule
-"""
+    """Rows per ingredient and `codes` of kind, route group and rules (small)."""
+    return f"SELECT ing, codes & {_quality_mask()} AS codes, COUNT(*) AS n FROM rx_order GROUP BY ing, 2"
 
 
 def quality_sums() -> str:
     """The quality counts of all groups of persons added up."""
-    return """
-SELECT kind, route, ing, duration_rule, dose_rule, doses_rule, SUM(n) AS n
-FROM quality_parts GROUP BY kind, route, ing, duration_rule, dose_rule, doses_rule
-"""
+    return "SELECT ing, codes, SUM(n) AS n FROM quality_parts GROUP BY ing, codes"
 
 
-def opioid(routes: Routes) -> str:
+def opioid(d: Dialect, routes: Routes) -> str:
     """Opioid prescriptions that count for co-prescription (every route but parenteral)."""
-    return (
-        f"SELECT person_id, start_date, end_date FROM rx_order WHERE kind = {OPIOID} AND route <> {routes.parenteral}"
-    )
+    kind, route = code(d, "kind"), code(d, "route")
+    keep = f"{kind} = {OPIOID} AND {route} <> {routes.parenteral}"
+    return f"SELECT person_id, start_date, end_date FROM rx_order WHERE {keep}"
+
+
+def analysed_rx() -> str:
+    """The analysed prescriptions of rx_order (the others are only counted)."""
+    return "SELECT * FROM rx_order WHERE analysed = 1"
 
 
 def fix_end(d: Dialect) -> str:
@@ -222,62 +276,63 @@ def fix_end(d: Dialect) -> str:
     prescriptions that next one cuts short are kept (usually few or none).
     """
     same = "PARTITION BY r.person_id, r.ing ORDER BY r.start_date, r.drug_exposure_id"
+    overlap = code(d, "overlap")
     return f"""
 WITH u AS (
-  SELECT DISTINCT person_id FROM rx WHERE overlap = 2
+  SELECT DISTINCT person_id FROM rx WHERE {overlap} = 2
 ), s2 AS (
-  SELECT r.drug_exposure_id, r.end_date, r.overlap, lead(r.start_date) OVER ({same}) AS next_same
+  SELECT r.drug_exposure_id, r.end_date, {code(d, "overlap", "r.codes")} AS overlap,
+         lead(r.start_date) OVER ({same}) AS next_same
   FROM rx r JOIN u ON u.person_id = r.person_id
 )
 SELECT drug_exposure_id, {d.add_days("next_same", "-1")} AS eff_end FROM s2 WHERE overlap = 2 AND next_same <= end_date
 """
 
 
-def episode_starts() -> str:
-    """The first prescription of each episode: the episode's number and the next episode's first day (small).
+def episode_starts(d: Dialect) -> str:
+    """The first prescription of each episode: the episode's number, the next episode's first day
+    (LAST_DAY after the last episode, so that the join to it is two plain comparisons) and how many
+    episodes the person has (small).
 
     (No two episodes of a person start on the same day: an episode starts after every earlier end.)
     """
     part = "PARTITION BY person_id ORDER BY start_date"
     return f"""
-SELECT person_id, start_date, row_number() OVER ({part}) AS episode_no, lead(start_date) OVER ({part}) AS next_start
-FROM rx WHERE is_start = 1
-"""
-
-
-def episode_rx() -> str:
-    """Each prescription with its episode (the latest episode start on or before its own start) and `eff_end`."""
-    return """
-SELECT r.person_id, s.episode_no, r.ing, r.start_date, r.end_date, COALESCE(x.eff_end, r.eff_end) AS eff_end,
-       r.daily_de, r.provider_id, r.interdose
-FROM rx r
-JOIN episode_start s ON s.person_id = r.person_id AND r.start_date >= s.start_date
-     AND (s.next_start IS NULL OR r.start_date < s.next_start)
-LEFT JOIN fix_end x ON x.drug_exposure_id = r.drug_exposure_id
+SELECT person_id, start_date, CAST(row_number() OVER ({part}) AS INT) AS episode_no,
+       COALESCE(lead(start_date) OVER ({part}), {LAST_DAY}) AS next_start,
+       CAST(COUNT(*) OVER (PARTITION BY person_id) AS INT) AS person_episodes
+FROM rx WHERE {code(d, "is_start")} = 1
 """
 
 
 def episode_base(d: Dialect) -> str:
     """Per episode: span, prescriptions, ingredient set (a bit per ingredient), doses, trend, prescribers.
 
-    Episodes whose lowest and highest provider_id differ have two or more prescribers (counted in
+    Each prescription joins its episode (the latest episode start on or before its own start) on
+    the way into the grouping: the prescriptions are not stored again with their episode. Episodes
+    whose lowest and highest provider_id differ have two or more prescribers (counted in
     `prescriber_peak`); the others one or none. `single_max_de` is the highest daily dose of one
-    prescription, which is the highest day total where no sweep is needed (see sweep_episodes).
+    prescription, which is the highest day total where no sweep is needed (see sweep_episodes):
+    rounded after the MAX, which gives the same as rounding each dose first (rounding keeps order).
     """
-    x = d.days(ORIGIN, "start_date")
-    days = f"{d.days('start_date', 'end_date')} + 1"
+    x = d.days(ORIGIN, "r.start_date")
+    days = f"{d.days('r.start_date', 'r.end_date')} + 1"
+    eff_end = "COALESCE(f.eff_end, r.eff_end)"
     return f"""
-SELECT person_id, episode_no, MIN(start_date) AS episode_start, MAX(end_date) AS episode_end,
-       {d.days("MIN(start_date)", "MAX(end_date)")} + 1 AS duration_days,
-       COUNT(*) AS prescriptions, bit_or(ing) AS ing_mask,
-       SUM(daily_de * ({days})) AS cumulative_de_mg,
-       SUM(CASE WHEN daily_de IS NOT NULL THEN {days} END) AS dosed_days,
-       COUNT(daily_de) AS dosed_prescriptions,
-       regr_slope(daily_de, {x}) AS slope_per_day,
-       MIN(provider_id) AS min_provider, MAX(provider_id) AS max_provider,
-       MAX(interdose) AS interdose_risk,
-       MAX(CASE WHEN eff_end >= start_date AND daily_de > {MIN_DE} THEN ROUND(daily_de, 6) END) AS single_max_de
-FROM episode_rx GROUP BY person_id, episode_no
+SELECT s.person_id, s.episode_no, s.person_episodes, MIN(r.start_date) AS episode_start, MAX(r.end_date) AS episode_end,
+       {d.days("MIN(r.start_date)", "MAX(r.end_date)")} + 1 AS duration_days,
+       COUNT(*) AS prescriptions, bit_or(r.ing) AS ing_mask,
+       SUM(r.daily_de * ({days})) AS cumulative_de_mg,
+       SUM(CASE WHEN r.daily_de IS NOT NULL THEN {days} END) AS dosed_days,
+       COUNT(r.daily_de) AS dosed_prescriptions,
+       regr_slope(r.daily_de, {x}) AS slope_per_day,
+       MIN(r.provider_id) AS min_provider, MAX(r.provider_id) AS max_provider,
+       {code(d, "interdose", "bit_or(r.codes)")} AS interdose_risk,
+       ROUND(MAX(CASE WHEN {eff_end} >= r.start_date AND r.daily_de > {MIN_DE} THEN r.daily_de END), 6) AS single_max_de
+FROM rx r
+JOIN episode_start s ON s.person_id = r.person_id AND r.start_date >= s.start_date AND r.start_date < s.next_start
+LEFT JOIN fix_end f ON f.drug_exposure_id = r.drug_exposure_id
+GROUP BY s.person_id, s.episode_no, s.person_episodes
 """
 
 
@@ -307,6 +362,39 @@ SELECT person_id, MIN(start_date) AS start_date, MAX(end_date) AS end_date FROM 
 """
 
 
+def detail_episodes() -> str:
+    """Episodes whose prescriptions are looked at one by one (small): two or more ingredients (`sweep`:
+    segments), two or more prescribers (`several`: prescriber_peak), or an opioid stretch within the
+    episode's span (opioid_days). Every other episode is done with episode_base alone."""
+    sweep, several = "(g.ing_mask & (g.ing_mask - 1)) <> 0", "g.min_provider < g.max_provider"
+    return f"""
+WITH o AS (
+  SELECT DISTINCT g.person_id, g.episode_no
+  FROM episode_base g JOIN opioid_islands i ON i.person_id = g.person_id
+       AND i.start_date <= g.episode_end AND i.end_date >= g.episode_start
+)
+SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end,
+       CASE WHEN {sweep} THEN 1 ELSE 0 END AS sweep, CASE WHEN {several} THEN 1 ELSE 0 END AS several
+FROM episode_base g LEFT JOIN o ON o.person_id = g.person_id AND o.episode_no = g.episode_no
+WHERE {sweep} OR {several} OR o.person_id IS NOT NULL
+"""
+
+
+def episode_rx() -> str:
+    """The prescriptions of the detail episodes, with their episode and `eff_end`.
+
+    (A person's episodes cover disjoint stretches of start days: the next one starts after every
+    earlier end, so a prescription belongs to the episode whose first and last day hold its start.)
+    """
+    return """
+SELECT r.person_id, g.episode_no, r.start_date, COALESCE(f.eff_end, r.eff_end) AS eff_end, r.daily_de, r.provider_id
+FROM rx r
+JOIN detail_episodes g ON g.person_id = r.person_id AND r.start_date >= g.episode_start
+     AND r.start_date <= g.episode_end
+LEFT JOIN fix_end f ON f.drug_exposure_id = r.drug_exposure_id
+"""
+
+
 def opioid_days(d: Dialect) -> str:
     """Days with a BZD and an opioid, per episode, where the episode's prescriptions never overlap.
 
@@ -329,9 +417,7 @@ def sweep_episodes() -> str:
     In every other episode the prescriptions never overlap once superseded, so the highest day
     total is the highest single daily dose, no day has two BZDs, and opioid days add up (opioid_days).
     """
-    return """
-SELECT person_id, episode_no, episode_start, episode_end FROM episode_base WHERE (ing_mask & (ing_mask - 1)) <> 0
-"""
+    return "SELECT person_id, episode_no, episode_start, episode_end FROM detail_episodes WHERE sweep = 1"
 
 
 def segments(d: Dialect) -> str:
@@ -379,8 +465,8 @@ def prescriber_peak(s: CohortSettings, d: Dialect) -> str:
     return f"""
 WITH r AS (
   SELECT r.person_id, r.episode_no, r.provider_id, r.start_date
-  FROM episode_rx r JOIN episode_base g ON g.person_id = r.person_id AND g.episode_no = r.episode_no
-  WHERE r.provider_id IS NOT NULL AND g.min_provider < g.max_provider
+  FROM episode_rx r JOIN detail_episodes g ON g.person_id = r.person_id AND g.episode_no = r.episode_no
+  WHERE r.provider_id IS NOT NULL AND g.several = 1
 ), p AS (
   SELECT r.*, lag(start_date) OVER ({part}) AS prev_start, lead(start_date) OVER ({part}) AS next_start FROM r
 ), ev AS (
@@ -399,32 +485,51 @@ FROM run GROUP BY person_id, episode_no
 """
 
 
-def episodes(s: CohortSettings, d: Dialect) -> str:
-    """One row per episode: span, doses, sweep results, prescribers, and the indicator flags."""
-    flags = ",\n       ".join(
-        f"CASE WHEN g.duration_days > {t.days} THEN 1 ELSE 0 END AS long_term_{t.name}" for t in s.long_term
-    )
+def indicator_conditions(s: CohortSettings) -> dict[str, str]:
+    """Each indicator (indicator_names order) as a condition on an episode's columns `g.`."""
     esc = (
-        f"CASE WHEN g.duration_days >= {s.escalation_min_days} AND g.dosed_prescriptions >= "
+        f"g.duration_days >= {s.escalation_min_days} AND g.dosed_prescriptions >= "
         f"{s.escalation_min_prescriptions} AND g.slope_per_day * 365.0 >= {s.escalation_per_year} * "
-        f"(g.cumulative_de_mg / g.dosed_days) THEN 1 ELSE 0 END"
+        f"(g.cumulative_de_mg / g.dosed_days)"
     )
+    conditions = {
+        **{f"long_term_{t.name}": f"g.duration_days > {t.days}" for t in s.long_term},
+        "high_dose": f"g.max_daily_de_mg > {s.high_dose_de_mg}",
+        "escalation": esc,
+        "opioid_coprescription": "g.opioid_overlap_days > 0",
+        "concurrent_bzd": "g.concurrent_days > 0",
+        "multiple_prescribers": f"g.window_prescribers >= {s.min_prescribers}",
+        "interdose_risk": "g.interdose_risk = 1",
+    }
+    assert list(conditions) == indicator_names(s)
+    return conditions
+
+
+def episodes(s: CohortSettings, d: Dialect) -> str:
+    """One row per episode: span, doses, sweep results, prescribers, the person's birth year and sex,
+    and the indicators as one bit mask `flags` (bit i: indicator_names(s)[i]), so that grouping takes
+    one bit_or instead of a MAX per indicator and the table stays narrow (`episode_output` unpacks
+    them, and names the ingredient set `ing_mask`)."""
     one = "g.min_provider = g.max_provider"
     prescribers = f"CASE WHEN g.min_provider IS NULL THEN 0 WHEN {one} THEN 1 ELSE pp.prescribers END"
     window = f"CASE WHEN g.min_provider IS NULL THEN 0 WHEN {one} THEN 1 ELSE pp.window_prescribers END"
     # the day total is rounded to 1 microgram so a dose of exactly 40 mg is not 40.00000000000001 on one engine
     peak = "CASE WHEN se.person_id IS NULL THEN g.single_max_de ELSE sw.max_daily_de_mg END"
     opioid = "CASE WHEN se.person_id IS NULL THEN od.opioid_overlap_days ELSE sw.opioid_overlap_days END"
+    flags = " + ".join(
+        f"CASE WHEN {c} THEN {1 << i} ELSE 0 END" for i, c in enumerate(indicator_conditions(s).values())
+    )
     return f"""
 WITH sw AS (
   SELECT person_id, episode_no, MAX(CASE WHEN de > {MIN_DE} THEN ROUND(de, 6) END) AS max_daily_de_mg,
          SUM(CASE WHEN nb >= 2 THEN days ELSE 0 END) AS concurrent_days,
          SUM(CASE WHEN n_o >= 1 THEN days ELSE 0 END) AS opioid_overlap_days
   FROM segments GROUP BY person_id, episode_no
-), names AS (
-  SELECT ing_mask, {d.sorted_set("ingredient")} AS ingredients FROM mask_ingredient GROUP BY ing_mask
 ), e AS (
-  SELECT g.*, {peak} AS max_daily_de_mg, COALESCE(sw.concurrent_days, 0) AS concurrent_days,
+  SELECT g.person_id, g.episode_no, g.person_episodes, g.episode_start, g.episode_end, g.duration_days,
+         g.prescriptions, g.ing_mask, g.cumulative_de_mg, g.dosed_days, g.dosed_prescriptions, g.slope_per_day,
+         g.interdose_risk,
+         {peak} AS max_daily_de_mg, COALESCE(sw.concurrent_days, 0) AS concurrent_days,
          COALESCE({opioid}, 0) AS opioid_overlap_days, {prescribers} AS prescribers,
          {window} AS window_prescribers
   FROM episode_base g
@@ -433,41 +538,51 @@ WITH sw AS (
   LEFT JOIN opioid_days od ON od.person_id = g.person_id AND od.episode_no = g.episode_no
   LEFT JOIN prescriber_peak pp ON pp.person_id = g.person_id AND pp.episode_no = g.episode_no
 )
-SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_days, g.prescriptions, n.ingredients,
+SELECT g.person_id, g.episode_no, g.episode_start, g.episode_end, g.duration_days, g.prescriptions, g.ing_mask,
        g.cumulative_de_mg, g.dosed_days, g.max_daily_de_mg,
        CASE WHEN g.dosed_days > 0 THEN g.cumulative_de_mg / g.dosed_days END AS mean_daily_de_mg,
        CASE WHEN g.dosed_prescriptions >= 2 AND g.dosed_days > 0 AND g.cumulative_de_mg > 0
             THEN g.slope_per_day * 365.0 / (g.cumulative_de_mg / g.dosed_days) END AS trend_per_year,
        g.concurrent_days, g.opioid_overlap_days, g.prescribers, g.window_prescribers, g.interdose_risk,
-       {flags},
-       CASE WHEN g.max_daily_de_mg > {s.high_dose_de_mg} THEN 1 ELSE 0 END AS high_dose,
-       {esc} AS escalation,
-       CASE WHEN g.concurrent_days > 0 THEN 1 ELSE 0 END AS concurrent_bzd,
-       CASE WHEN g.opioid_overlap_days > 0 THEN 1 ELSE 0 END AS opioid_coprescription,
-       CASE WHEN g.window_prescribers >= {s.min_prescribers} THEN 1 ELSE 0 END AS multiple_prescribers,
-       g.ing_mask
-FROM e g JOIN names n ON n.ing_mask = g.ing_mask
+       {flags} AS flags, p.year_of_birth, p.gender_concept_id, g.person_episodes
+FROM e g LEFT JOIN person p ON p.person_id = g.person_id
 """
 
 
-def with_flag_bits(s: CohortSettings, sql: str) -> str:
-    """`sql`'s episode rows with the indicator flags also as one bit mask (`flags`), so that grouping
-    takes one bit_or instead of a MAX per flag."""
-    bits = " + ".join(f"{f} * {1 << i}" for i, f in enumerate(indicator_names(s)))
-    return f"SELECT e.*, {bits} AS flags FROM ({sql}) e"
+def unpacked(s: CohortSettings, table: str, skip: tuple[str, ...] = ()) -> str:
+    """The rows of `table` with each indicator as a 0/1 column, out of its `flags` bit mask (but `skip`)."""
+    return f"SELECT t.*, {_unpack(s, 't.flags', skip=skip)} FROM {table} t"
 
 
-def _unpack(s: CohortSettings, mask: str, agg: str = "") -> str:
-    """The indicator columns out of a flag bit mask (`agg` SUM counts them over rows)."""
+def episode_output(s: CohortSettings, d: Dialect) -> str:
+    """The episodes output: the columns of episode_columns, with the ingredient names of each set."""
+    cols = ", ".join("n.ingredients" if c == "ingredients" else f"e.{c}" for c in episode_columns(s))
+    return f"""
+WITH m AS (SELECT DISTINCT ing_mask FROM episodes), names AS (
+  SELECT m.ing_mask, {d.sorted_set("i.ingredient")} AS ingredients
+  FROM m JOIN ingredient i ON (m.ing_mask & i.bit) <> 0 GROUP BY m.ing_mask
+)
+SELECT {cols} FROM ({unpacked(s, "episodes", skip=("interdose_risk",))}) e JOIN names n ON n.ing_mask = e.ing_mask
+"""
+
+
+def _unpack(s: CohortSettings, mask: str, agg: str = "", skip: tuple[str, ...] = ()) -> str:
+    """The indicator columns out of a flag bit mask (`agg` SUM counts them over rows; `skip`: leave out)."""
     cols = []
     for i, f in enumerate(indicator_names(s)):
         one = f"CASE WHEN ({mask} & {1 << i}) <> 0 THEN 1 ELSE 0 END"
-        cols.append(f"{agg}({one}) AS {f}" if agg else f"{one} AS {f}")
+        if f not in skip:
+            cols.append(f"{agg}({one}) AS {f}" if agg else f"{one} AS {f}")
     return ", ".join(cols)
 
 
+def flag_sums(s: CohortSettings) -> str:
+    """How many rows have each indicator (indicator_names order), from the `flags` bit mask."""
+    return _unpack(s, "flags", agg="SUM")
+
+
 def episode_columns(s: CohortSettings) -> list[str]:
-    """The columns of the episodes output, in order (the `episodes` table also holds `ing_mask`)."""
+    """The columns of the episodes output, in order."""
     return [
         "person_id", "episode_no", "episode_start", "episode_end", "duration_days", "prescriptions", "ingredients",
         "cumulative_de_mg", "dosed_days", "max_daily_de_mg", "mean_daily_de_mg", "trend_per_year", "concurrent_days",
@@ -513,54 +628,75 @@ def in_range(person: str, first: int | None, after: int | None) -> str:
     return " AND ".join(conditions)
 
 
+def _one_or_grouped(select_one: str, select_grouped: str, source: str, group: str) -> str:
+    """Rows of persons with one episode as they are (`select_one`), the others grouped (`select_grouped`).
+
+    Most users have one episode: for them a grouping by person would only copy each row through a
+    hash table, so only the others are grouped (the two selects give the same columns and types).
+    """
+    return f"""
+SELECT {select_one} FROM {source} WHERE e.person_episodes = 1
+UNION ALL
+SELECT {select_grouped} FROM {source} WHERE e.person_episodes > 1 GROUP BY {group}
+"""
+
+
 def person_years() -> str:
-    """Each user's flags (bit mask) per calendar year, from every episode overlapping that year, and the
-    lowest and highest ingredient set of those episodes.
+    """Each user's flags (bit mask) per calendar year, from every episode overlapping that year, the
+    lowest and highest ingredient set of those episodes, and the user's birth year and sex.
 
     (`year_span` lists the years from y0 to y1 for every pair: an equi-join, not a range join.)
     """
-    return """
-SELECT e.person_id, y.year, bit_or(e.flags) AS flags, MIN(e.ing_mask) AS min_mask, MAX(e.ing_mask) AS max_mask
-FROM episodes_part e JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end)
-GROUP BY e.person_id, y.year
-"""
-
-
-def person_summary(s: CohortSettings) -> str:
-    """One row per user: worst value of each indicator over all episodes and the latest episode."""
-    return f"""
-SELECT e.person_id, p.year_of_birth, p.gender_concept_id, e.episodes, e.first_start, e.last_end,
-       e.longest_episode_days, e.max_daily_de_mg, e.cumulative_de_mg, e.opioid_overlap_days, e.window_prescribers,
-       e.trend_per_year, {_unpack(s, "e.flags")}
-FROM (
-  SELECT person_id, COUNT(*) AS episodes, MIN(episode_start) AS first_start, MAX(episode_end) AS last_end,
-         MAX(duration_days) AS longest_episode_days, MAX(max_daily_de_mg) AS max_daily_de_mg,
-         SUM(cumulative_de_mg) AS cumulative_de_mg, MAX(opioid_overlap_days) AS opioid_overlap_days,
-         MAX(window_prescribers) AS window_prescribers, MAX(trend_per_year) AS trend_per_year, bit_or(flags) AS flags
-  FROM episodes_part GROUP BY person_id
-) e LEFT JOIN person p ON p.person_id = e.person_id
-"""
-
-
-def _sex(male: int, female: int) -> str:
-    return (
-        f"CASE WHEN gender_concept_id = {male} THEN 'M' WHEN gender_concept_id = {female} THEN 'F' ELSE 'unknown' END"
+    return _one_or_grouped(
+        "e.person_id, y.year, e.flags, e.ing_mask AS min_mask, e.ing_mask AS max_mask, e.year_of_birth,"
+        " e.gender_concept_id",
+        "e.person_id, y.year, bit_or(e.flags) AS flags, MIN(e.ing_mask) AS min_mask, MAX(e.ing_mask) AS max_mask,"
+        " MIN(e.year_of_birth) AS year_of_birth, MIN(e.gender_concept_id) AS gender_concept_id",
+        "episodes_part e JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end)",
+        "e.person_id, y.year",
     )
+
+
+def person_summary() -> str:
+    """One row per user: worst value of each indicator over all episodes (`flags`) and the latest episode."""
+    one = (
+        "e.person_id, e.year_of_birth, e.gender_concept_id, CAST(1 AS BIGINT) AS episodes,"
+        " e.episode_start AS first_start, e.episode_end AS last_end, e.duration_days AS longest_episode_days,"
+        " e.max_daily_de_mg, e.cumulative_de_mg, e.opioid_overlap_days, e.window_prescribers, e.trend_per_year,"
+        " e.flags"
+    )
+    grouped = (
+        "e.person_id, MIN(e.year_of_birth) AS year_of_birth, MIN(e.gender_concept_id) AS gender_concept_id,"
+        " COUNT(*) AS episodes, MIN(e.episode_start) AS first_start, MAX(e.episode_end) AS last_end,"
+        " MAX(e.duration_days) AS longest_episode_days, MAX(e.max_daily_de_mg) AS max_daily_de_mg,"
+        " SUM(e.cumulative_de_mg) AS cumulative_de_mg, MAX(e.opioid_overlap_days) AS opioid_overlap_days,"
+        " MAX(e.window_prescribers) AS window_prescribers, MAX(e.trend_per_year) AS trend_per_year,"
+        " bit_or(e.flags) AS flags"
+    )
+    return _one_or_grouped(one, grouped, "episodes_part e", "e.person_id")
+
+
+def _sex(male: int, female: int, column: str = "gender_concept_id") -> str:
+    return f"CASE WHEN {column} = {male} THEN 'M' WHEN {column} = {female} THEN 'F' ELSE 'unknown' END"
 
 
 def users_by_year_age_sex(s: CohortSettings, male: int, female: int) -> str:
     """Users and indicator counts per year x age band x sex, for the persons of one part (sums add up).
 
-    (`age_band` names the band of every age: an equi-join. Users' birth years and sex come from
-    person_summary, which holds only users.)
+    (`age_band` names the band of every age: an equi-join.)
     """
     return f"""
-SELECT py.year, b.label AS age_band, p.sex, COUNT(*) AS users, {_unpack(s, "py.flags", agg="SUM")}
-FROM person_years py JOIN (SELECT person_id, year_of_birth, {_sex(male, female)} AS sex FROM summary_part) p
-     ON p.person_id = py.person_id
-JOIN age_band b ON b.age = py.year - p.year_of_birth
-GROUP BY py.year, b.label, p.sex
+SELECT py.year, b.label AS age_band, {_sex(male, female, "py.gender_concept_id")} AS sex, COUNT(*) AS users,
+       {_unpack(s, "py.flags", agg="SUM")}
+FROM person_years py JOIN age_band b ON b.age = py.year - py.year_of_birth
+GROUP BY py.year, b.label, {_sex(male, female, "py.gender_concept_id")}
 """
+
+
+def mixed_years() -> str:
+    """The users' years whose episodes have more than one ingredient set (few; a table of its own so
+    that the engine joins the episodes to it, not the other way round)."""
+    return "SELECT person_id, year FROM person_years WHERE min_mask < max_mask"
 
 
 def users_by_year_drug(s: CohortSettings) -> str:
@@ -573,9 +709,9 @@ def users_by_year_drug(s: CohortSettings) -> str:
     return f"""
 WITH mixed AS (
   SELECT e.person_id, y.year, m.ingredient, bit_or(e.flags) AS flags
-  FROM episodes_part e JOIN mask_ingredient m ON m.ing_mask = e.ing_mask
-  JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end)
-  JOIN person_years py ON py.person_id = e.person_id AND py.year = y.year AND py.min_mask < py.max_mask
+  FROM mixed_years py JOIN episodes_part e ON e.person_id = py.person_id
+  JOIN year_span y ON y.y0 = year(e.episode_start) AND y.y1 = year(e.episode_end) AND y.year = py.year
+  JOIN mask_ingredient m ON m.ing_mask = e.ing_mask
   GROUP BY e.person_id, y.year, m.ingredient
 ), pyd AS (
   SELECT py.year, m.ingredient, py.flags FROM person_years py JOIN mask_ingredient m ON m.ing_mask = py.min_mask
@@ -624,12 +760,15 @@ def _decode(column: str, names: tuple[str, ...]) -> str:
     return f"CASE {column} {whens} END"
 
 
-def quality() -> str:
+def quality(d: Dialect) -> str:
     """How each in-scope row's duration and dose were found, by kind and route group (codes as names)."""
-    kind = _decode("q.kind", KINDS)
+
+    def name(field: str, names: tuple[str, ...]) -> str:
+        return _decode(code(d, field, "q.codes"), names)
+
     return f"""
-SELECT {kind} AS kind, r.route_group, i.ingredient, {_decode("q.duration_rule", DURATION_RULES)} AS duration_rule,
-       {_decode("q.dose_rule", DOSE_RULES)} AS dose_rule, {_decode("q.doses_rule", DOSES_RULES)} AS doses_rule,
-       q.n AS rows
-FROM quality_counts q JOIN route_group r ON r.route = q.route JOIN ingredient i ON i.ing = q.ing
+SELECT {name("kind", KINDS)} AS kind, r.route_group, i.ingredient,
+       {name("duration_rule", DURATION_RULES)} AS duration_rule, {name("dose_rule", DOSE_RULES)} AS dose_rule,
+       {name("doses_rule", DOSES_RULES)} AS doses_rule, q.n AS rows
+FROM quality_counts q JOIN route_group r ON r.route = {code(d, "route", "q.codes")} JOIN ingredient i ON i.ing = q.ing
 """

@@ -30,7 +30,7 @@ from benzotaper.knowledge.cohort_rules import CohortKnowledge, load_cohort_knowl
 
 Row = dict[str, Any]
 TITLE = "Benzodiazepine and Z-drug use in the population"
-ANALYSED_ROUTES = ("oral", "oromucosal")  # the routes queries.bzd_rx builds episodes from
+ANALYSED_ROUTES = ("oral", "oromucosal")  # route groups whose BZD rows form episodes: omop.toml analysed_with_oral
 TOP_CANDIDATES = 50
 NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 SEX_ORDER = ("F", "M", "unknown")
