@@ -1,6 +1,7 @@
 """A pandas baseline for the cohort benchmark: the per-episode indicators of queries.py, without SQL.
 
-It reproduces `queries.exposure`, `bzd_rx`, `segments`, `prescriber_peak` and `episodes` on a
+It reproduces `queries.exposure`, the window step (`rx_order`, `fix_end`, `episode_starts`), `segments`,
+`prescriber_peak` and `episodes` on a
 drug_exposure table read into pandas, so the SQL engines can be compared with what a careful
 analyst would write by hand. The small lookups (product map, ingredient equivalence and DDD, route
 groups, interdose risk) are the pipeline's own, built once by `prepare` with a DuckDB engine before
@@ -228,7 +229,7 @@ def _none_to_nan(value: int | None) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# queries.bzd_rx
+# queries.rx_order + fix_end + episode_starts (the per-person window step)
 
 
 def bzd_rx(x: pd.DataFrame, s: CohortSettings) -> pd.DataFrame:
