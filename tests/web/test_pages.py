@@ -241,6 +241,21 @@ def test_diary_dose_appears_on_the_clinicians_page(clinic: Clinic) -> None:
     assert f"(planned {dose['mg']})" in doctor_page
 
 
+def test_diary_shows_the_newest_record_of_a_dose_tapped_twice(clinic: Clinic) -> None:
+    approve_running_plan(clinic, days_ago=2)
+    me = clinic.client(clinic.patient_user)
+    step = services.step_on(m.Plan.objects.get().plan, services.today())
+    assert step is not None
+    dose = step["doses"][0]
+    slot = {"drug": dose["drug"], "planned_mg": dose["mg"], "time": dose["time"]}
+    first, second = dose["mg"] / 2, dose["mg"] / 4
+    assert me.post("/diary/dose/", {**slot, "taken_mg": first}).status_code == 302
+    assert me.post("/diary/dose/", {**slot, "taken_mg": second}).status_code == 302
+    page = me.get("/diary/").content.decode()
+    assert f"taken {second} mg" in page and f"taken {first} mg" not in page
+    assert m.DiaryEntry.objects.filter(kind="dose").count() == 2  # both taps are kept in the record
+
+
 def test_login_is_throttled_after_repeated_failures(clinic: Clinic) -> None:
     from django.conf import settings
     from django.test import Client

@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -36,10 +37,21 @@ def own_patient(request: HttpRequest, versions: bool = False) -> m.Patient:
 
 
 def todays_doses(patient: m.Patient, step: dict[str, Any] | None) -> list[dict[str, object]]:
-    """Today's doses from the approved plan's `step`, each with what was recorded for it."""
+    """Today's doses from the approved plan's `step`, each with the newest record of it (`taken_mg`).
+
+    The database picks the newest entry per drug and time, so the cost does not grow with repeated taps.
+    """
+    newest = (
+        patient.diary.filter(kind="dose", day=services.today())
+        .order_by()
+        .values("drug", "at")
+        .annotate(last=Max("id"))
+        .values("last")
+    )
+    zone = timezone.get_current_timezone()
     taken = {
-        (e.drug, e.at.astimezone(timezone.get_current_timezone()).strftime("%H:%M")): e
-        for e in patient.diary.filter(kind="dose", day=services.today())
+        (drug, at.astimezone(zone).strftime("%H:%M")): {"taken_mg": mg}
+        for drug, at, mg in m.DiaryEntry.objects.filter(id__in=Subquery(newest)).values_list("drug", "at", "taken_mg")
     }
     return [
         {**dose, "entry": taken.get((dose["drug"], dose["time"]))}
