@@ -25,12 +25,11 @@ from benzotaper.web.permissions import role
 from benzotaper.web.views import _assessment
 
 
-def own_patient(request: HttpRequest, versions: bool = False) -> m.Patient:
-    """The logged-in patient's own record (nobody else has a diary page); `versions` adds the data versions."""
+def own_patient(request: HttpRequest) -> m.Patient:
+    """The logged-in patient's own record (nobody else has a diary page)."""
     if role(request.user) != "patient":
         raise PermissionDenied("the diary is for patients; clinicians see it on the patient page")
-    rows = m.Patient.objects.filter(user=request.user)
-    patient = (services.with_versions(rows) if versions else rows).first()
+    patient = m.Patient.objects.filter(user=request.user).first()
     if patient is None:
         raise PermissionDenied("this account is not linked to a patient record")
     return patient
@@ -62,7 +61,7 @@ def todays_doses(patient: m.Patient, step: dict[str, Any] | None) -> list[dict[s
 @login_required
 def diary(request: HttpRequest) -> HttpResponse:
     """Today's page of the diary."""
-    patient = own_patient(request, versions=True)
+    patient = own_patient(request)
     plan = services.todays_plan(patient, services.page_keys(patient).data)
     context = {
         "patient": patient,

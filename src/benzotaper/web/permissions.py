@@ -5,7 +5,6 @@ Every page and API route gets its patient through `patient_for`, so a refusal is
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -37,19 +36,12 @@ def visible_patients(user: Any) -> QuerySet[Patient]:
     return Patient.objects.none()
 
 
-def patient_for(
-    user: Any,
-    patient_id: int,
-    write: str = "",
-    extra: Callable[[QuerySet[Patient]], QuerySet[Patient]] | None = None,
-) -> Patient:
+def patient_for(user: Any, patient_id: int, write: str = "") -> Patient:
     """The patient if this user may see it (404 otherwise, so ids are not probed); `write` checks a change.
 
     Patients may write only their diary (`write="diary"`); clinicians and admins may write everything.
-    `extra` may add annotations to the same query (it cannot widen what is visible: it gets the filtered set).
     """
-    rows = visible_patients(user).filter(pk=patient_id)
-    patient = (extra(rows) if extra else rows).first()
+    patient = visible_patients(user).filter(pk=patient_id).first()
     if patient is None:
         raise Http404("no such patient")
     if write and role(user) == "patient" and write != "diary":

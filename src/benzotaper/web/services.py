@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 from django.core.cache import cache
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Max
 from django.utils import timezone
 
 from benzotaper.assess.crisis import CrisisHelp, crisis_help, generic_help
@@ -102,29 +103,19 @@ class PageKeys:
     diary: str
 
 
-def _newest_audit(diary: bool) -> Subquery:
-    rows = m.AuditEntry.objects.filter(patient_id=OuterRef("pk"))
-    if not diary:
-        rows = rows.exclude(model="DiaryEntry")
-    # MAX over the patient's rows (index on patient), not ORDER BY id DESC LIMIT 1, which a planner may
-    # answer by walking the whole table backwards.
-    return Subquery(rows.order_by().values("patient_id").annotate(v=Max("id")).values("v"))
-
-
-def with_versions(rows: QuerySet[m.Patient]) -> QuerySet[m.Patient]:
-    """`rows` with both data versions annotated, so the page's keys come with the patient in one query."""
-    return rows.annotate(bt_version=_newest_audit(diary=False), bt_version_diary=_newest_audit(diary=True))
-
-
 def page_keys(patient: m.Patient) -> PageKeys:
-    """Both cache-key parts: from `with_versions`' annotations when present, else one audit-log query."""
-    clinical = getattr(patient, "bt_version", None)
-    every = getattr(patient, "bt_version_diary", None)
-    if not hasattr(patient, "bt_version"):
-        row = m.AuditEntry.objects.filter(patient_id=patient.pk).aggregate(
-            every=Max("id"), clinical=Max("id", filter=~Q(model="DiaryEntry"))
+    """Both cache-key parts from one look at the audit log.
+
+    Plain SQL: this runs on every page view, and building the same query through the ORM cost more
+    than running it (~0.5 ms against ~0.1 ms).
+    """
+    table = connection.ops.quote_name(m.AuditEntry._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT MAX(CASE WHEN model <> %s THEN id END), MAX(id) FROM {table} WHERE patient_id = %s",
+            ["DiaryEntry", patient.pk],
         )
-        clinical, every = row["clinical"], row["every"]
+        clinical, every = cursor.fetchone()
     day = today().isoformat()
     return PageKeys(f"{clinical or 0}:{day}", f"{every or 0}:{day}")
 

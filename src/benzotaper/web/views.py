@@ -127,7 +127,7 @@ def patient_edit(request: HttpRequest, pid: int) -> HttpResponse:
 @clinician
 def patient_page(request: HttpRequest, pid: int) -> HttpResponse:
     """Everything about one patient on one page."""
-    patient = patient_for(request.user, pid, extra=services.with_versions)
+    patient = patient_for(request.user, pid)
     keys = services.page_keys(patient)
     # Lazy: a warm page renders from cached fragments and never touches these.
     context = {
