@@ -7,7 +7,15 @@ core's heavy results are cached per patient, so a small pool serves a ward comfo
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
+
+# How long a thread may hold the GIL before another runnable thread gets it (Python's default: 5 ms).
+# A page view is a few ms of Python between short database calls, each of which gives the GIL up and
+# then waits to get it back; at 5 ms those waits dominated the latency of 8 threads per worker. At
+# 1 ms, 20 busy clients: patient page p95 161 -> 125 ms and 227 -> 262 requests/s (bench/web_load.py);
+# 0.5 ms was no better.
+GIL_SWITCH_S = 0.001
 
 
 def setup() -> None:
@@ -42,6 +50,7 @@ def serve(host: str, port: int, workers: int, threads: int, demo: bool, keepaliv
 
     # Connections are kept per thread (CONN_MAX_AGE); none may cross the fork into the workers.
     connections.close_all()
+    sys.setswitchinterval(GIL_SWITCH_S)  # inherited by the forked workers
     _gunicorn(host, port, workers, threads, keepalive)
     return info
 
