@@ -68,7 +68,7 @@ def diary(request: HttpRequest) -> HttpResponse:
         "doses": todays_doses(patient, plan["step"] if plan else None),
         "plan": plan,
         "checkin": f.CheckinForm(),
-        "entries": patient.diary.order_by("-at")[:20],
+        "entries": patient.diary.order_by("-at")[:10],  # a phone screen; the clinician sees all
         "help": services.crisis_for(patient).to_dict(services.safety_net()),
         "today": services.today(),
     }

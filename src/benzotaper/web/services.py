@@ -107,14 +107,20 @@ def page_keys(patient: m.Patient) -> PageKeys:
     """Both cache-key parts from one look at the audit log.
 
     Plain SQL: this runs on every page view, and building the same query through the ORM cost more
-    than running it (~0.5 ms against ~0.1 ms).
+    than running it. Each MAX is answered from an index (AuditEntry.Meta.indexes), so the cost does not
+    grow with the patient's diary: the clinical version reads only the clinical models' entries.
     """
+    from benzotaper.web.audit import CLINICAL
+
+    clinical_models = [name for name in CLINICAL if name != "DiaryEntry"]
     table = connection.ops.quote_name(m.AuditEntry._meta.db_table)
+    marks = ", ".join(["%s"] * len(clinical_models))
+    sql = (
+        f"SELECT (SELECT MAX(id) FROM {table} WHERE patient_id = %s AND model IN ({marks})),"
+        f" (SELECT MAX(id) FROM {table} WHERE patient_id = %s)"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MAX(CASE WHEN model <> %s THEN id END), MAX(id) FROM {table} WHERE patient_id = %s",
-            ["DiaryEntry", patient.pk],
-        )
+        cursor.execute(sql, [patient.pk, *clinical_models, patient.pk])
         clinical, every = cursor.fetchone()
     day = today().isoformat()
     return PageKeys(f"{clinical or 0}:{day}", f"{every or 0}:{day}")
