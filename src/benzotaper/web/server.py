@@ -1,7 +1,8 @@
 """Start the site: configure Django, migrate, optionally load the demo, then serve with gunicorn.
 
-gunicorn runs threaded workers (2 processes x 8 threads by default): the pages are I/O-light and the
-core's heavy results are cached per patient, so a small pool serves a ward comfortably on 2 cores.
+gunicorn runs threaded workers (2 processes x 8 threads by default): the core's heavy results and the
+rendered page fragments are cached per patient and data version, so a small pool serves a ward on 2
+cores (docs/web.md, "Performance design").
 """
 
 from __future__ import annotations
