@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import numpy as np
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Max
 from django.utils import timezone
 
 from benzotaper.assess.crisis import CrisisHelp, crisis_help, generic_help
@@ -82,19 +81,6 @@ def local(moment: datetime) -> datetime:
     return timezone.localtime(moment).replace(tzinfo=None) if timezone.is_aware(moment) else moment
 
 
-def version(patient_id: int, include_diary: bool = False) -> int:
-    """The patient's data version: the newest audit entry about them (diary entries optional)."""
-    rows = m.AuditEntry.objects.filter(patient_id=patient_id)
-    if not include_diary:
-        rows = rows.exclude(model="DiaryEntry")
-    return int(rows.aggregate(v=Max("id"))["v"] or 0)
-
-
-def data_key(patient: m.Patient) -> str:
-    """The cache key part for this patient's data: data version and today's date (steps change daily)."""
-    return f"{version(patient.pk)}:{today().isoformat()}"
-
-
 @dataclass(frozen=True)
 class PageKeys:
     """Both cache-key parts of a patient page: clinical data only (`data`) and with the diary (`diary`)."""
@@ -124,6 +110,11 @@ def page_keys(patient: m.Patient) -> PageKeys:
         clinical, every = cursor.fetchone()
     day = today().isoformat()
     return PageKeys(f"{clinical or 0}:{day}", f"{every or 0}:{day}")
+
+
+def data_key(patient: m.Patient) -> str:
+    """The cache key part for this patient's clinical data: data version and today's date."""
+    return page_keys(patient).data
 
 
 def cached(kind: str, patient: m.Patient, compute: Callable[[], T], key: str | None = None) -> T:
