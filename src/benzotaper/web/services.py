@@ -557,12 +557,6 @@ def _dose_history(patient: m.Patient) -> dict[str, Any]:
     return {"x": xs, "y": ys}
 
 
-def chart_figure(patient: m.Patient) -> dict[str, Any]:
-    """The patient page's Plotly figure: records, plan, levels, occupancy, scores and the diary."""
-    heavy = cached("chart", patient, lambda: _chart_heavy(patient))
-    return {"data": heavy["data"] + diary_traces(patient), "layout": heavy["layout"]}
-
-
 def diary_traces(patient: m.Patient) -> list[dict[str, Any]]:
     """The diary part of the chart, read fresh on every view: doses taken per day and check-ins.
 
