@@ -1,22 +1,26 @@
-"""Benchmark of the population pipeline (cohort): DuckDB, Spark and a pandas baseline on synthetic OMOP data.
+"""Benchmark of the population pipeline (cohort): DuckDB, Spark and two pandas baselines on synthetic OMOP data.
 
 1. Data. `generate()` writes about --rows drug_exposure rows (default 10 million) to --data, once;
    later runs reuse it. The generation time and rate are printed.
-2. Speed and memory. Each engine runs in a fresh subprocess of this script (`--only ENGINE --json`),
-   so peak memory is that engine's alone: wall time of the full run (`run_cohort` for DuckDB and
-   Spark, from the input files to every output file: product mapping and lookups included;
-   `run_pandas` for the baseline, which reads the Parquet files and derives the episode table in
-   memory only, its lookups built before and its episodes file written after the clock (that write
-   is timed apart and printed, not counted)), rows/s,
-   and peak RSS sampled every 50 ms, the process plus its children (Spark's JVM), taken with the
-   process's ru_maxrss where that is higher. The knowledge base is loaded before the clock starts
-   for every engine. Growth is the peak minus the RSS before the engine started. The ratio is
-   pandas seconds / engine seconds. DuckDB runs with --memory-limit (default 6GB, so that the whole
-   process stays under 8 GB) and spills beyond it to a folder next to the outputs.
-3. Agreement. Spark's and pandas' episode tables against DuckDB's, row by row on (person_id,
-   episode_no): whole numbers exactly, reals within 1e-9 relative (float noise around zero, e.g.
-   1e-15 where the exact value is 0 or NULL, is counted apart). Before the timed runs the pandas
-   baseline is checked against DuckDB on a small data set (--check-rows).
+2. Engines. `duckdb` and `spark` run `run_cohort`. `pandas` is the issue's baseline, a straightforward
+   pandas implementation of the same job (`cohort_pandas_plain.run_plain`: merges, sort_values and
+   groupby shift/cummax/cumsum/agg; it reads the files, maps the products with the pipeline's own
+   Python mapper and writes the same six outputs). `tuned` is a hand-tuned NumPy/pandas version of the
+   episode step only (`cohort_pandas.run_pandas`): its product mapping and lookups are built before
+   the clock and its episodes file is written after it, so it measures the core alone.
+3. Speed and memory. Each engine runs in a fresh subprocess of this script (`--only ENGINE --json`),
+   so peak memory is that engine's alone: wall time from the input files to every output file (the
+   tuned baseline: to the episode table in memory), rows/s, CPU seconds, and peak RSS sampled every
+   50 ms, the process plus its children (Spark's JVM), taken with the process's ru_maxrss where that
+   is higher. The knowledge base is loaded before the clock starts for every engine. Growth is the
+   peak minus the RSS before the engine started. Ratios are baseline seconds / engine seconds.
+   DuckDB runs with --memory-limit (default 6GB, so that the whole process stays under 8 GB) and
+   spills beyond it to a folder next to the outputs.
+4. Agreement. Spark's and the pandas baseline's six outputs, and the tuned baseline's episode table,
+   against DuckDB's, row by row on each output's keys: whole numbers and texts exactly, reals within
+   1e-9 relative (float noise around zero, e.g. 1e-15 where the exact value is 0 or NULL, is counted
+   apart). Before the timed runs both baselines are checked against DuckDB on a small data set
+   (--check-rows).
 
 --big runs only DuckDB on 100 million rows. No timed asserts: the figures are printed.
 """
@@ -41,15 +45,17 @@ import pyarrow.dataset as pads
 
 from benzotaper.cohort.engine import DuckDBEngine, SparkEngine
 from benzotaper.cohort.generate import generate
-from benzotaper.cohort.pipeline import run_cohort
+from benzotaper.cohort.pipeline import default_settings, run_cohort
 from benzotaper.knowledge import load_knowledge
 from cohort_pandas import check_equal, compare_detail, prepare, read_episodes, run_pandas
+from cohort_pandas_plain import compare_outputs, run_plain
 
 ROOT = Path("/tmp/benzotaper-cohort-bench")
 DEFAULT_ROWS = 10_000_000
 BIG_ROWS = 100_000_000
 MEMORY_LIMIT = "6GB"
-ENGINES = ("duckdb", "spark", "pandas")
+ENGINES = ("duckdb", "spark", "pandas", "tuned")
+BASELINES = ("pandas", "tuned")
 MARK = "COHORT-BENCH-RESULT "
 MB = 1024 * 1024
 
@@ -137,6 +143,20 @@ def run_one(
 
         pa.set_cpu_count(threads)
         pa.set_io_thread_count(threads)
+        knowledge = load_knowledge()
+        settings = default_settings(knowledge)
+        gc.collect()
+        with PeakRss() as mem:
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            outputs = run_plain(source, out, settings, knowledge)
+            seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        startup = 0.0
+        episodes = len(outputs["episodes"])
+    elif engine == "tuned":
+        import pyarrow as pa
+
+        pa.set_cpu_count(threads)
+        pa.set_io_thread_count(threads)
         if lookups is not None and lookups.exists():
             settings, lk = pickle.loads(lookups.read_bytes())
         else:
@@ -207,8 +227,8 @@ def spawn(engine: str, args: argparse.Namespace, data: Path, out: Path, lookups:
 # Parent: data, small check, engines, table
 
 
-def small_check(rows: int, threads: int) -> None:
-    """pandas against DuckDB on a small data set, before anything is timed."""
+def small_check(rows: int, threads: int, engines: list[str]) -> None:
+    """The baselines against DuckDB on a small data set, before anything is timed."""
     data = ROOT / f"rows-{rows}"
     ensure_data(data, rows)
     out = ROOT / f"out-{rows}" / "check-duckdb"
@@ -217,20 +237,33 @@ def small_check(rows: int, threads: int) -> None:
         run_cohort(data, out, eng)
     finally:
         eng.close()
-    settings, lk = prepare(data)
-    df = run_pandas(data, settings, lk)
-    bad = check_equal(df, out / "episodes.parquet")
-    verdict = "equal" if bad == 0 else f"{bad} rows DIFFER"
-    print(f"check on {count_rows(data):,} rows: pandas episodes vs DuckDB: {verdict} ({len(df):,} episodes)")
+    if "pandas" in engines:
+        plain = run_plain(data, ROOT / f"out-{rows}" / "check-pandas")
+        differ = compare_outputs(ROOT / f"out-{rows}" / "check-pandas", out)
+        verdict = "equal" if not any(differ.values()) else f"DIFFER: {differ}"
+        n = len(plain["episodes"])
+        print(f"check on {count_rows(data):,} rows: pandas six outputs vs DuckDB: {verdict} ({n:,} episodes)")
+    if "tuned" in engines:
+        settings, lk = prepare(data)
+        df = run_pandas(data, settings, lk)
+        bad = check_equal(df, out / "episodes.parquet")
+        verdict = "equal" if bad == 0 else f"{bad} rows DIFFER"
+        print(f"check on {count_rows(data):,} rows: tuned episodes vs DuckDB: {verdict} ({len(df):,} episodes)")
 
 
 def agreement(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Spark's and pandas' episodes against DuckDB's: 'yes', or how many rows differ."""
+    """Spark's and the baselines' outputs against DuckDB's: 'yes', or how many rows differ."""
     verdicts: dict[str, str] = {}
     if "duckdb" not in results:
         return verdicts
-    ref = read_episodes(Path(results["duckdb"]["episodes_path"]))
+    ref_dir = Path(results["duckdb"]["episodes_path"]).parent
     for engine in ("spark", "pandas"):
+        if engine in results:
+            differ = compare_outputs(Path(results[engine]["episodes_path"]).parent, ref_dir)
+            differing = {k: v for k, v in differ.items() if v}
+            verdicts[engine] = "six outputs: yes" if not differing else f"NO: rows differ {differing}"
+    ref = read_episodes(Path(results["duckdb"]["episodes_path"]))
+    for engine in ("tuned",):
         if engine in results:
             bad, noise = compare_detail(read_episodes(Path(results[engine]["episodes_path"])), ref, show=5)
             verdict = "yes" if bad == 0 else f"NO: {bad} rows differ"
@@ -238,18 +271,23 @@ def agreement(results: dict[str, dict[str, Any]]) -> dict[str, str]:
     return verdicts
 
 
+def ratio(baseline_s: float, seconds: float) -> str:
+    """How many times faster than the baseline, e.g. '6.61x'."""
+    return f"{baseline_s / seconds:.3g}x"
+
+
 def print_table(results: dict[str, dict[str, Any]], verdicts: dict[str, str]) -> None:
-    pandas_s = results["pandas"]["seconds"] if "pandas" in results else None
+    base = {b: results[b]["seconds"] for b in BASELINES if b in results}
     head = f"{'engine':8} {'seconds':>9} {'CPU s':>7} {'rows/s':>12} {'peak RSS MB':>12} {'growth MB':>10}"
-    head += f" {'vs pandas':>10}"
-    print(f"\n{head}  episodes = DuckDB")
+    head += "".join(f" {'vs ' + b:>10}" for b in base)
+    print(f"\n{head}  outputs = DuckDB's")
     for engine, r in results.items():
-        ratio = f"{pandas_s / r['seconds']:.3g}x" if pandas_s else "-"
+        ratios = "".join(f" {ratio(b, r['seconds']):>10}" for b in base.values())
         same = "(reference)" if engine == "duckdb" else verdicts.get(engine, "-")
         cpu = "-" if r.get("cpu_s") is None else f"{r['cpu_s']:.1f}"
         print(
             f"{engine:8} {r['seconds']:9.2f} {cpu:>7} {r['rows_per_s']:12,.0f} {r['peak_rss_mb']:12,.0f} "
-            f"{r['rss_growth_mb']:10,.0f} {ratio:>10}  {same}"
+            f"{r['rss_growth_mb']:10,.0f}{ratios}  {same}"
         )
     print()
     for engine, r in results.items():
@@ -257,38 +295,39 @@ def print_table(results: dict[str, dict[str, Any]], verdicts: dict[str, str]) ->
             walls = ", ".join(f"{x:.2f}" for x in r["all_seconds"])
             cpus = ", ".join("-" if x is None else f"{x:.1f}" for x in r["all_cpu_s"])
             print(f"{engine}: {len(r['all_seconds'])} runs, seconds {walls}; CPU s {cpus} (the median run is shown)")
+    tuned_s = base.get("tuned")
     for engine, r in results.items():
         line = f"{engine}: {r['episodes']:,} episodes from {r['rows']:,} rows"
-        if engine == "pandas" and r["steps"]:
+        if engine == "tuned" and r["steps"]:
             line += "; " + ", ".join(f"{k} {v:.2f} s" for k, v in r["steps"].items())
         elif r["steps"]:
             steps = ", ".join(f"{k} {v:.2f}" for k, v in r["steps"].items())
             core = r["seconds"] - r["steps"].get("map products", 0.0) - r["steps"].get("write", 0.0)
             line += f"; engine startup {r['startup_s']:.1f} s (not in seconds); steps (s): {steps}"
             line += f"; without mapping and writing {core:.2f} s"
-            if pandas_s:
-                line += f" (pandas / this {pandas_s / core:.3g}x)"
+            if tuned_s:
+                line += f" (tuned / this {tuned_s / core:.3g}x)"
         if r.get("attempts", 1) > 1:
             line += f"; FAILED {r['attempts'] - 1} time(s) before this run"
         print(line)
     print(
-        "seconds: DuckDB/Spark = run_cohort from the input files to all six output files and summary.json "
-        "(product mapping and lookups, interdose simulation, episodes, indicators, population tables); "
-        "pandas = read drug_exposure + episode table in memory, with the product mapping and lookups done "
-        "beforehand and the episodes file written afterwards (both outside its seconds)"
+        "seconds: duckdb, spark and pandas = from the input files to all six output files (product mapping "
+        "and lookups, interdose simulation, episodes, indicators, population tables, writing); tuned = read "
+        "drug_exposure + episode table in memory, with the product mapping and lookups done beforehand and "
+        "the episodes file written afterwards (both outside its seconds)"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="drug_exposure rows to generate")
-    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,spark,pandas")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: duckdb,spark,pandas,tuned")
     parser.add_argument("--data", type=Path, help=f"data folder (default {ROOT}/rows-N; generated if missing)")
     parser.add_argument("--out", type=Path, help=f"output folder (default {ROOT}/out-N)")
     parser.add_argument("--threads", type=int, default=2, help="threads for DuckDB, local[N] for Spark")
     parser.add_argument("--memory-limit", default=MEMORY_LIMIT, help="DuckDB memory_limit (it spills beyond)")
     parser.add_argument("--big", action="store_true", help=f"only DuckDB, on {BIG_ROWS:,} rows")
-    parser.add_argument("--check-rows", type=int, default=50_000, help="rows of the pandas vs DuckDB check (0: skip)")
+    parser.add_argument("--check-rows", type=int, default=50_000, help="rows of the baseline checks (0: skip)")
     parser.add_argument("--retries", type=int, default=1, help="runs again of an engine whose process failed")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per engine; the median one is reported")
     parser.add_argument("--only", choices=ENGINES, help=argparse.SUPPRESS)  # child process: one engine
@@ -310,11 +349,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
     ensure_data(data, args.rows)
-    if "pandas" in engines and args.check_rows:
-        small_check(args.check_rows, args.threads)
+    if set(BASELINES) & set(engines) and args.check_rows:
+        small_check(args.check_rows, args.threads, engines)
     lookups = None
-    if "pandas" in engines:  # the product mapping runs here, so the pandas process measures pandas alone
-        lookups = out / "pandas-lookups.pickle"
+    if "tuned" in engines:  # its product mapping runs here, so the tuned process measures its core alone
+        lookups = out / "tuned-lookups.pickle"
         lookups.parent.mkdir(parents=True, exist_ok=True)
         lookups.write_bytes(pickle.dumps(prepare(data)))
     results: dict[str, dict[str, Any]] = {}
