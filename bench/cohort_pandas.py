@@ -33,13 +33,12 @@ from benzotaper.cohort.pipeline import (
     COLUMNS,
     build_product_map,
     default_settings,
+    ingredient_rows,
     interdose_rows,
     load_tables,
     sig_doses,
 )
 from benzotaper.cohort.settings import CohortSettings
-from benzotaper.equivalence import diazepam_equivalent_mg
-from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.knowledge.cohort_rules import load_cohort_knowledge
 
@@ -74,16 +73,7 @@ def prepare(source: Path, knowledge: Knowledge | None = None) -> tuple[CohortSet
         eng.close()
     names = ["drug_concept_id", "drug_source_value", "ingredient", "kind", "unit_mg", "form", "route_hint"]
     product_map = pd.DataFrame([r[: len(names)] for r in rows], columns=names)
-    ingredients: list[tuple[Any, ...]] = []
-    for d in knowledge.drugs.values():
-        try:
-            de: float | None = diazepam_equivalent_mg(knowledge, d.id, 1.0)
-        except BenzotaperError:
-            de = None
-        ddd = ck.ddd.get(d.id)
-        ingredients.append((d.id, "bzd", de, ddd.value if ddd else None))
-    ingredients += [(o, "opioid", None, None) for o in ck.opioids]
-    ingredient = pd.DataFrame(ingredients, columns=["ingredient", "kind", "de_per_mg", "ddd_mg"])
+    ingredient = pd.DataFrame(ingredient_rows(knowledge, ck), columns=["ingredient", "kind", "de_per_mg", "ddd_mg"])
     ingredient[["de_per_mg", "ddd_mg"]] = ingredient[["de_per_mg", "ddd_mg"]].astype(float)
     words = {w: g for g, ws in ck.omop.route_words.items() for w in ws}
     interdose = {(ing, n): risk for ing, n, risk in interdose_rows(knowledge)}

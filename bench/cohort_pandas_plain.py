@@ -26,10 +26,17 @@ import pyarrow.parquet as pq
 from benzotaper.cohort import queries
 from benzotaper.cohort.engine import find_table
 from benzotaper.cohort.mapping import VocabRow, ingredient_ids, map_product, name_index, product_codes
-from benzotaper.cohort.pipeline import COLUMNS, OUTPUTS, REQUIRED, default_settings, interdose_rows, sig_doses
+from benzotaper.cohort.pipeline import (
+    COLUMNS,
+    OUTPUTS,
+    REQUIRED,
+    default_settings,
+    ingredient_rows,
+    interdose_rows,
+    sig_doses,
+)
 from benzotaper.cohort.settings import CohortSettings
-from benzotaper.equivalence import diazepam_equivalent_mg
-from benzotaper.errors import BenzotaperError, CohortError
+from benzotaper.errors import CohortError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.knowledge.cohort_rules import CohortKnowledge, load_cohort_knowledge
 
@@ -171,16 +178,8 @@ def product_map(
 
 def ingredient_table(knowledge: Knowledge, ck: CohortKnowledge) -> pd.DataFrame:
     """Every ingredient: diazepam equivalent per mg and WHO DDD (BZDs), or none (opioids)."""
-    rows: list[tuple[str, str, float | None, float | None]] = []
-    for d in knowledge.drugs.values():
-        try:
-            de: float | None = diazepam_equivalent_mg(knowledge, d.id, 1.0)
-        except BenzotaperError:
-            de = None
-        ddd = ck.ddd.get(d.id)
-        rows.append((d.id, "bzd", de, ddd.value if ddd else None))
-    rows += [(o, "opioid", None, None) for o in ck.opioids]
-    table = pd.DataFrame(rows, columns=["ingredient", "ingredient_kind", "de_per_mg", "ddd_mg"])
+    columns = ["ingredient", "ingredient_kind", "de_per_mg", "ddd_mg"]
+    table = pd.DataFrame(ingredient_rows(knowledge, ck), columns=columns)
     return table.astype({"de_per_mg": float, "ddd_mg": float})
 
 

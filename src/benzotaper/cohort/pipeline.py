@@ -306,6 +306,19 @@ def sig_doses(sig: str, knowledge: Knowledge) -> int | None:
     return best[1] if best else None
 
 
+def ingredient_rows(knowledge: Knowledge, ck: CohortKnowledge) -> list[tuple[str, str, float | None, float | None]]:
+    """Every ingredient: (name, 'bzd' or 'opioid', diazepam-equivalent mg per mg, WHO DDD in mg); None where unknown."""
+    rows: list[tuple[str, str, float | None, float | None]] = []
+    for d in knowledge.drugs.values():
+        try:
+            de: float | None = diazepam_equivalent_mg(knowledge, d.id, 1.0)
+        except BenzotaperError:
+            de = None
+        ddd = ck.ddd.get(d.id)
+        rows.append((d.id, "bzd", de, ddd.value if ddd else None))
+    return rows + [(o, "opioid", None, None) for o in ck.opioids]
+
+
 def _lookups(
     engine: Engine,
     knowledge: Knowledge,
@@ -315,15 +328,7 @@ def _lookups(
     products: list[tuple[Any, ...]],
 ) -> queries.Routes:
     """The small tables the SQL joins: every text the big intermediates would carry becomes a code here."""
-    ingredients: list[tuple[str, str, float | None, float | None]] = []
-    for d in knowledge.drugs.values():
-        try:
-            de = diazepam_equivalent_mg(knowledge, d.id, 1.0)
-        except BenzotaperError:
-            de = None
-        ddd = ck.ddd.get(d.id)
-        ingredients.append((d.id, "bzd", de, ddd.value if ddd else None))
-    ingredients += [(o, "opioid", None, None) for o in ck.opioids]
+    ingredients = ingredient_rows(knowledge, ck)
     bzds = [n for n, kind, _, _ in ingredients if kind == "bzd"]
     if len(bzds) > 62:
         raise CohortError(f"{len(bzds)} BZD ingredients: an episode's ingredient set is a 62-bit mask")
