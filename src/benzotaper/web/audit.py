@@ -19,7 +19,7 @@ from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse
 
 _actor: ContextVar[Any] = ContextVar("benzotaper_actor", default=None)
-CLINICAL = ("Patient", "Regimen", "Level", "Assessment", "Symptom", "Treatment", "Hold", "Plan", "DiaryEntry")
+CLINICAL = ("Patient", "Regimen", "Level", "Assessment", "Symptom", "Treatment", "Hold", "Plan", "Replan", "DiaryEntry")
 
 
 @contextmanager

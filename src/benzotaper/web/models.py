@@ -180,6 +180,41 @@ class Plan(models.Model):
         super().save(*args, **kwargs)
 
 
+class Replan(models.Model):
+    """A re-planned schedule drafted after new data (a level, a score, a hold) while a plan is approved.
+
+    Never applied by itself: a clinician approves it (it becomes the next frozen plan version) or
+    discards it. `audit_mark` is the newest audit entry of the patient's data when it was drafted, so an
+    approval after the data changed again is refused as stale.
+    """
+
+    STATUSES = [
+        ("waiting", _("waiting")),
+        ("approved", _("approved")),
+        ("discarded", _("discarded")),
+        ("superseded", _("superseded")),
+    ]
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="replans")
+    based_on_version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=STATUSES, default="waiting")
+    reason = models.CharField(max_length=500)
+    trigger = models.JSONField(default=dict)
+    options = models.JSONField(default=dict)
+    plan = models.JSONField()
+    changes = models.JSONField(default=list)
+    audit_mark = models.BigIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["patient", "status"])]
+
+
 class DiaryEntry(models.Model):
     """What the patient reports: a dose taken (as planned or changed), a daily check-in, or a note."""
 
