@@ -27,7 +27,7 @@ from benzotaper.taper.steps import History, append_step, final_step, main_drug, 
 from benzotaper.taper.strategies import Reducer, d50_deq
 from benzotaper.taper.substitution import substitute
 
-SWITCH_MODES = ("auto", "stepwise", "direct", "none")
+SWITCH_MODES = ("auto", "stepwise", "direct", "none", "later")
 FIRST_DOSE = ("evening", "morning")
 LONG_PLAN_YEARS = 3.0
 
@@ -114,7 +114,7 @@ def _slots(knowledge: Knowledge, regimens: Sequence[Regimen], warnings: list[str
 
 def _target(knowledge: Knowledge, preset: Preset, options: PlanOptions, drugs: list[str]) -> str | None:
     rules = knowledge.taper.substitution
-    if options.switch == "none":
+    if options.switch in ("none", "later"):  # "later": only when the drug's products get too coarse
         return None
     if options.to is not None:
         target = knowledge.drug(options.to).id

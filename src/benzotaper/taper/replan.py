@@ -9,7 +9,7 @@ same rules as the original, more slowly if the rule says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from benzotaper.errors import PlanError
@@ -44,7 +44,7 @@ def _rule_for(knowledge: Knowledge, event: Event) -> HoldRule | None:
     return None
 
 
-def _check(plan: Plan, event: Event) -> None:
+def check_event(plan: Plan, event: Event) -> None:
     if event.kind not in KINDS:
         raise PlanError(f"event kind must be one of {list(KINDS)} (got {event.kind!r})")
     if not plan.start <= event.day < plan.end_date:
@@ -53,6 +53,35 @@ def _check(plan: Plan, event: Event) -> None:
         )
     if event.kind == "hold" and not 1 <= event.days <= 365:
         raise PlanError(f"a hold needs days between 1 and 365 (got {event.days})")
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What an event does to the plan: hold or return, for how many days, why, and how much slower afterwards."""
+
+    kind: str  # "hold" or "return"; "none" when a score reaches no rule
+    days: int
+    reason: str
+    sources: tuple[str, ...]
+    slow_factor: float = 1.0
+
+
+def action_for(knowledge: Knowledge, event: Event) -> Action:
+    """The hold rules of taper.toml applied to one event (a score becomes a hold or return, or nothing)."""
+    kind, hold_days, reason = event.kind, event.days, f"{event.kind} recorded on {event.day}"
+    if event.kind == "score":
+        rule = _rule_for(knowledge, event)
+        if rule is None:
+            return Action("none", 0, f"{event.instrument} {event.score:g} reaches no hold rule", ())
+        slow = rule.slow_factor.value if rule.slow_factor is not None else 1.0
+        reason = f"{rule.reason} ({event.score:g} on {event.day})"
+        return Action(rule.action, days(rule.days), reason, (*rule.days.sources, rule.score_source), slow)
+    if kind == "return" and not hold_days:
+        rule = next((r for r in knowledge.taper.hold_rules if r.action == "return"), None)
+        if rule is None:
+            raise PlanError("a return needs days (no 'return' hold rule in taper.toml gives a default)")
+        hold_days = days(rule.days)
+    return Action(kind, hold_days, reason, ())
 
 
 def _apply(
@@ -64,23 +93,13 @@ def _apply(
     slow: float,
     sig: str,
 ) -> tuple[Plan, float]:
-    _check(plan, event)
-    kind, hold_days, reason = event.kind, event.days, f"{event.kind} recorded on {event.day}"
-    sources: tuple[str, ...] = ()
-    if event.kind == "score":
-        rule = _rule_for(knowledge, event)
-        if rule is None:
-            return replace(plan, events=(*plan.events, event)), slow
-        kind, hold_days, reason = rule.action, days(rule.days), f"{rule.reason} ({event.score:g} on {event.day})"
-        sources = (*rule.days.sources, rule.score_source)
-        if rule.slow_factor is not None:
-            slow *= rule.slow_factor.value
-    elif kind == "return" and not hold_days:
-        rule = next((r for r in knowledge.taper.hold_rules if r.action == "return"), None)
-        if rule is None:
-            raise PlanError("a return needs days (no 'return' hold rule in taper.toml gives a default)")
-        hold_days = days(rule.days)
-    kept, in_force, previous = _split(plan, event)
+    check_event(plan, event)
+    act = action_for(knowledge, event)
+    if act.kind == "none":
+        return replace(plan, events=(*plan.events, event)), slow
+    kind, hold_days, reason, sources = act.kind, act.days, act.reason, act.sources
+    slow *= act.slow_factor
+    kept, in_force, previous = split_at(plan, event)
     doses = previous if kind == "return" and previous is not None else in_force
     preset = preset_of(knowledge, options.strategy)
     warnings: list[str] = []
@@ -104,7 +123,7 @@ def _apply(
     return replace(new, regimen=plan.regimen, events=(*plan.events, event), phases=tuple(phases), warnings=merged), slow
 
 
-def _split(plan: Plan, event: Event) -> tuple[list[Step], Step, Step | None]:
+def split_at(plan: Plan, event: Event) -> tuple[list[Step], Step, Step | None]:
     """Steps kept before the event (the one in force cut short), the step in force, the one before it."""
     kept: list[Step] = []
     in_force = plan.step_on(event.day)

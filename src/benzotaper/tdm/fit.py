@@ -184,16 +184,21 @@ def log_residuals(patient: Patient, used: NDArray[np.int64]) -> tuple[FloatArray
     return np.log(at), np.asarray(err.sd(at) / at, dtype=np.float64)
 
 
-def _usable(patient: Patient) -> tuple[NDArray[np.int64], list[str]]:
-    notes = []
-    used = []
+def exclusions(patient: Patient) -> dict[int, str]:
+    """Why a sample cannot inform the fit, by index (samples not listed are used)."""
+    out: dict[int, str] = {}
     for j, s in enumerate(patient.samples):
         if not patient.predictable[j]:
-            notes.append(f"row {s.row}: {s.analyte} is not simulated for this regimen; not used")
+            out[j] = f"{s.analyte} is not simulated for this regimen"
         elif s.immunoassay:
-            notes.append(f"row {s.row}: immunoassay (diazepam equivalents) is semi-quantitative; not used for the fit")
-        else:
-            used.append(j)
+            out[j] = "immunoassay (diazepam equivalents) is semi-quantitative"
+    return out
+
+
+def _usable(patient: Patient) -> tuple[NDArray[np.int64], list[str]]:
+    left_out = exclusions(patient)
+    notes = [f"row {patient.samples[j].row}: {why}; not used for the fit" for j, why in left_out.items()]
+    used = [j for j in range(len(patient.samples)) if j not in left_out]
     return np.asarray(used, dtype=np.int64), notes
 
 

@@ -6,7 +6,7 @@ posterior), not assay error: it is the band the true level should lie in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import numpy as np
@@ -30,6 +30,7 @@ class ForecastPoint:
     low: float
     high: float
     analytes: dict[str, float]
+    bands: dict[str, tuple[float, float]] = field(default_factory=dict)  # each analyte's 90% interval
 
     def to_dict(self) -> dict[str, object]:
         """JSON form."""
@@ -37,6 +38,10 @@ class ForecastPoint:
             "at": self.at.isoformat(timespec="minutes"),
             "deq": {"value": self.value, "low": self.low, "high": self.high, "unit": "ng/mL"},
             "analytes": self.analytes,
+            "analyte_bands": {
+                a: {"low": lo, "value": self.analytes[a], "high": hi, "unit": "ng/mL"}
+                for a, (lo, hi) in self.bands.items()
+            },
         }
 
 
@@ -66,9 +71,17 @@ def forecast(
     tail = (1 - level) / 2
     lo, hi = np.quantile(deq_draws, [tail, 1 - tail], axis=0)
     deq = patient.deq_weights @ ind
+    a_lo, a_hi = np.quantile(draws, [tail, 1 - tail], axis=0)  # (I, T) each
     ids = [a.id for a in patient.model.analytes]
     return [
-        ForecastPoint(t, float(deq[k]), float(lo[k]), float(hi[k]), {a: float(ind[i, k]) for i, a in enumerate(ids)})
+        ForecastPoint(
+            t,
+            float(deq[k]),
+            float(lo[k]),
+            float(hi[k]),
+            {a: float(ind[i, k]) for i, a in enumerate(ids)},
+            {a: (float(a_lo[i, k]), float(a_hi[i, k])) for i, a in enumerate(ids)},
+        )
         for k, t in enumerate(times)
     ]
 

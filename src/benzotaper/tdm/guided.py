@@ -13,7 +13,7 @@ stop), and the plan passes the same final safety check as every other plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
@@ -22,15 +22,24 @@ from numpy.typing import NDArray
 
 from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge
-from benzotaper.knowledge.taper_rules import HOURS_PER_DAY
+from benzotaper.knowledge.taper_rules import HOURS_PER_DAY, days
 from benzotaper.knowledge.tdm_rules import load_tdm_knowledge
 from benzotaper.pk import ParameterSet, level_for_occupancy, occupancy
 from benzotaper.regimen import DoseEvents, Regimen
 from benzotaper.taper.plan import Plan, Step
-from benzotaper.taper.planner import PlanOptions, finish_draft, start_draft
+from benzotaper.taper.planner import Draft, PlanOptions, _reducer, finish_draft, start_draft
 from benzotaper.taper.reduction import reduce_once
 from benzotaper.taper.state import EPS, Context, Slots, deq
-from benzotaper.taper.steps import MAX_STEPS, History, append_step, apply_limits, main_drug, preset_stop, stop_deq
+from benzotaper.taper.steps import (
+    MAX_STEPS,
+    History,
+    append_step,
+    apply_limits,
+    main_drug,
+    preset_stop,
+    reduce_to_stop,
+    stop_deq,
+)
 from benzotaper.tdm.patient import Patient, with_events
 
 FloatArray = NDArray[np.float64]
@@ -236,8 +245,24 @@ def _hold(ctx: Context, history: History, slots: Slots, choice: StepChoice) -> N
     append_step(ctx, history, "hold", slots, _WEEK, rule, ("sheiner1979", "jcpg2025"))
 
 
-def guided_reduce(guide: Guide, ctx: Context, history: History, slots: Slots, preset_stop_deq: float | None) -> Slots:
-    """Reduction steps that follow the trajectory, under the planner's safety limits, down to the stop dose."""
+def _window_high(ctx: Context, history: History) -> float:
+    """The highest diazepam-equivalent dose inside the rate limit's window ending at the next step."""
+    return history.max_deq_since(history.next_start - timedelta(days=ctx.window_days - 1))
+
+
+def guided_reduce(
+    guide: Guide,
+    ctx: Context,
+    history: History,
+    slots: Slots,
+    preset_stop_deq: float | None,
+    fallback: Callable[[Slots], Slots] | None = None,
+) -> Slots:
+    """Reduction steps that follow the trajectory, under the planner's safety limits, down to the stop dose.
+
+    When the drug's products allow no further step within the limits, `fallback` (the preset's own
+    reduction, which switches the rest to the default long-acting drug) finishes the plan, with a warning.
+    """
     main = main_drug(ctx, slots)
     stop = stop_deq(ctx, main, preset_stop_deq)
     day0 = history.next_start
@@ -259,6 +284,18 @@ def guided_reduce(guide: Guide, ctx: Context, history: History, slots: Slots, pr
                 rule += "; the products allow only a larger step, so this week's fall exceeds the target"
         if cut is None and current <= stop * (1 + ctx.max_fraction):
             return slots
+        if cut is None and _window_high(ctx, history) > current + EPS:
+            # The products' next dose is a larger cut than the limit allows while an earlier, higher dose is still
+            # inside its window: wait at this dose until the window has passed, then take that cut.
+            rule = choice.rule + "; the products' next dose is a larger cut than the rate limit allows yet"
+            append_step(ctx, history, "hold", slots, _WEEK, rule, ("jcpg2025",))
+            continue
+        if cut is None and fallback is not None:
+            ctx.warn(
+                f"at {current:g} mg diazepam-equivalent a day the products allow no further guided step: the rest "
+                "follows the preset's schedule (the levels measured the drug before the switch, so they stop guiding)"
+            )
+            return fallback(slots)
         if cut is None:
             raise PlanError(
                 f"at {current:g} mg diazepam-equivalent a day no product allows the next guided step; allow quarter "
@@ -299,7 +336,9 @@ def guided_plan(
     intervals = tuple(range(lo, hi + 1, _WEEK))
     guide = Guide(knowledge, patient, params, before, trajectory, intervals, min(draft.slots))
     red_start = draft.history.next_start
-    draft.slots = guided_reduce(guide, draft.ctx, draft.history, draft.slots, preset_stop(draft.preset))
+    draft.slots = guided_reduce(
+        guide, draft.ctx, draft.history, draft.slots, preset_stop(draft.preset), _fallback(knowledge, draft)
+    )
     what = "trough level" if trajectory.kind == "level" else "predicted receptor occupancy"
     return finish_draft(
         knowledge,
@@ -308,6 +347,19 @@ def guided_plan(
         f"serum-guided: the {what} falls {trajectory.fall_per_week:.1%} a week for this patient "
         f"({trajectory.fall_per_week * trajectory.slow_factor:.1%} below {trajectory.slow_below:.0%} of the start)",
     )
+
+
+def _fallback(knowledge: Knowledge, draft: Draft) -> Callable[[Slots], Slots] | None:
+    """The preset's reduction from given doses (None when the clinician chose never to switch drugs)."""
+    if not draft.ctx.allow_switch:
+        return None
+
+    def finish(slots: Slots) -> Slots:
+        reducer = _reducer(knowledge, draft.preset, draft.options, draft.ctx, slots, draft.target)
+        interval = draft.options.interval_days or days(draft.preset.interval)
+        return reduce_to_stop(draft.ctx, reducer, slots, draft.history, interval, draft.target)
+
+    return finish
 
 
 def events_before(patient: Patient, start: date) -> DoseEvents:

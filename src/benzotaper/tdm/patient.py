@@ -127,8 +127,13 @@ def build_patient(
     since: date,
     until: datetime | None = None,
     events: DoseEvents | None = None,
+    extra_drugs: tuple[str, ...] = (),
 ) -> Patient:
-    """Check the samples against the regimen and assemble the patient (events may be given directly)."""
+    """Check the samples against the regimen and assemble the patient (events may be given directly).
+
+    `extra_drugs` join the model without doses yet (a drug a plan may switch to: its parameters stay at the
+    prior until levels of it are measured).
+    """
     samples = tuple(samples)
     if not samples:
         raise LevelsError("no samples given")
@@ -145,7 +150,7 @@ def build_patient(
         regimens = tuple(parse_regimens(sig, knowledge, start=since)) if sig else ()
     if not len(events.time):
         raise LevelsError("the regimen gives no doses before the samples; check --since and the regimen")
-    model = build_model(knowledge, events.drugs)
+    model = build_model(knowledge, tuple(dict.fromkeys((*events.drugs, *extra_drugs))))
     potency = tuple(potencies(knowledge, model))
     deq = np.array([p.value for p in potency])
     notes = list(model.assumptions)

@@ -17,7 +17,7 @@ from benzotaper.taper.plan import Plan
 from benzotaper.taper.planner import PlanOptions, build_plan
 from benzotaper.tdm.compare import representatives, scenario
 from benzotaper.tdm.eliminator import classify
-from benzotaper.tdm.fit import Fit, fit
+from benzotaper.tdm.fit import Fit, exclusions, fit
 from benzotaper.tdm.forecast import forecast, time_to_target, trough_times
 from benzotaper.tdm.guided import Guide, Trajectory, events_before, guided_plan
 from benzotaper.tdm.interpret import interpret, variability_notes
@@ -70,6 +70,10 @@ def _fit_summary(fitted: Fit) -> dict[str, Any]:
         "classification": label.to_dict(),
         "parameters": parameters(fitted),
         "samples_used": len(fitted.used),
+        "rows_used": [fitted.patient.samples[j].row for j in fitted.used],
+        "rows_excluded": [
+            {"row": fitted.patient.samples[j].row, "reason": why} for j, why in exclusions(fitted.patient).items()
+        ],
         "converged": fitted.converged,
         "objective": fitted.objective,
         "notes": list(fitted.notes),
@@ -146,7 +150,8 @@ def guided_levels_plan(
 ) -> tuple[Plan, dict[str, Any]]:
     """`plan ... --guided-by levels.csv`: the guided plan and its explanation (fit, advice, comparison)."""
     until = datetime.combine(options.start, time())
-    patient = build_patient(knowledge, samples, sig, since, until=until)
+    switch_to = (knowledge.drug(options.to).id if options.to else knowledge.taper.substitution.default_target,)
+    patient = build_patient(knowledge, samples, sig, since, until=until, extra_drugs=switch_to)
     fitted = fit(patient)
     regimens = parse_regimens(sig, knowledge, start=options.start)
     plan = guided_plan(knowledge, patient, fitted.params(), regimens, options, trajectory, sig)

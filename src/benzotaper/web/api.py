@@ -106,9 +106,17 @@ api = ClinicAPI(
 )
 
 
+class BoundedPaging(LimitOffsetPagination):
+    """ninja's limit/offset with bounds a database can take: a huge `offset` is a 422 naming it, not a 500."""
+
+    class Input(Schema):
+        limit: int = Field(100, ge=1, le=1000, description="items per page")
+        offset: int = Field(0, ge=0, le=1_000_000_000, description="items to skip")
+
+
 def _paged(func: F) -> F:
-    """ninja's limit/offset pagination (`?limit=&offset=`, answer `{items, count}`), typed for mypy."""
-    return cast(F, paginate(LimitOffsetPagination)(func))
+    """Limit/offset pagination (`?limit=&offset=`, answer `{items, count}`), typed for mypy."""
+    return cast(F, paginate(BoundedPaging)(func))
 
 
 def _user(request: HttpRequest) -> Any:
@@ -132,9 +140,11 @@ def _form_problem(form: Any, data: dict[str, Any]) -> ValidationError:
     errors: list[dict[str, Any]] = []
     for field, items in form.errors.get_json_data().items():
         for item in items:
-            entry: dict[str, Any] = {"type": item.get("code") or "value_error",
-                                     "loc": ["body"] if field == "__all__" else ["body", field],
-                                     "msg": str(item["message"])}
+            entry: dict[str, Any] = {
+                "type": item.get("code") or "value_error",
+                "loc": ["body"] if field == "__all__" else ["body", field],
+                "msg": str(item["message"]),
+            }
             if field in data:
                 entry["input"] = _json_safe(data[field])
             errors.append(entry)
@@ -396,8 +406,10 @@ def create_patient(request: HttpRequest, payload: PatientIn) -> Status[m.Patient
     """Create a patient in one of your care teams (clinicians and admins)."""
     user = _user(request)
     require_clinician(user)
-    for name, given, accepted in (("risk_factors", payload.risk_factors, FLAGS),
-                                  ("co_used", payload.co_used, SUBSTANCES)):
+    for name, given, accepted in (
+        ("risk_factors", payload.risk_factors, FLAGS),
+        ("co_used", payload.co_used, SUBSTANCES),
+    ):
         unknown = [v for v in given if v not in accepted]
         if unknown:
             raise _problem(name, f"unknown value(s) {unknown}; accepted: {', '.join(accepted)}", given)
@@ -442,11 +454,24 @@ def create_regimen(request: HttpRequest, patient_id: int, payload: RegimenIn) ->
     clean = form.cleaned_data
     preview = clean["preview"]
     if payload.preview_only:
-        return Status(200, {"id": None, "sig": clean["sig"], "start": clean["start"], "end": clean.get("end"),
-                     "daily_de_mg": preview["diazepam_mg"], "parsed": preview})
+        return Status(
+            200,
+            {
+                "id": None,
+                "sig": clean["sig"],
+                "start": clean["start"],
+                "end": clean.get("end"),
+                "daily_de_mg": preview["diazepam_mg"],
+                "parsed": preview,
+            },
+        )
     with transaction.atomic():
         record = m.Regimen.objects.create(
-            patient=patient, sig=clean["sig"], start=clean["start"], end=clean.get("end"), parsed=preview,
+            patient=patient,
+            sig=clean["sig"],
+            start=clean["start"],
+            end=clean.get("end"),
+            parsed=preview,
             daily_de_mg=preview["diazepam_mg"],
         )
     return Status(201, record)
@@ -468,20 +493,33 @@ def create_level(request: HttpRequest, patient_id: int, payload: LevelIn) -> Sta
     patient = patient_for(_user(request), patient_id, write="record")
     analytes = [code for code, _name in services.analyte_choices()]
     if payload.analyte not in analytes:
-        raise _problem("analyte", f"unknown analyte {payload.analyte!r}; accepted: {', '.join(analytes)}",
-                       payload.analyte)
-    data = {"analyte": payload.analyte, "sampled_at": _aware(payload.sampled_at), "value": _text(payload.value),
-            "unit": payload.unit, "lloq": _text(payload.lloq), "last_dose_at": _aware(payload.last_dose_at),
-            "lab": payload.lab, "method": payload.method}
+        raise _problem(
+            "analyte", f"unknown analyte {payload.analyte!r}; accepted: {', '.join(analytes)}", payload.analyte
+        )
+    data = {
+        "analyte": payload.analyte,
+        "sampled_at": _aware(payload.sampled_at),
+        "value": _text(payload.value),
+        "unit": payload.unit,
+        "lloq": _text(payload.lloq),
+        "last_dose_at": _aware(payload.last_dose_at),
+        "lab": payload.lab,
+        "method": payload.method,
+    }
     form = f.LevelForm(data)
     if not form.is_valid():
         raise _form_problem(form, payload.model_dump())
     s = form.cleaned_data["sample"]
     tz = timezone.get_current_timezone()
     record = m.Level.objects.create(
-        patient=patient, analyte=s.analyte, sampled_at=timezone.make_aware(s.sampled_at, tz), value_ng_ml=s.value,
-        lloq_ng_ml=s.lloq, last_dose_at=timezone.make_aware(s.last_dose_at, tz) if s.last_dose_at else None,
-        lab=s.lab, method=s.method,
+        patient=patient,
+        analyte=s.analyte,
+        sampled_at=timezone.make_aware(s.sampled_at, tz),
+        value_ng_ml=s.value,
+        lloq_ng_ml=s.lloq,
+        last_dose_at=timezone.make_aware(s.last_dose_at, tz) if s.last_dose_at else None,
+        lab=s.lab,
+        method=s.method,
     )
     return Status(201, record)
 
@@ -512,8 +550,13 @@ def create_assessment(request: HttpRequest, patient_id: int, payload: Assessment
     except BenzotaperError as exc:
         raise _problem("answers", str(exc), payload.answers) from None
     record = m.Assessment.objects.create(
-        patient=patient, instrument=code, taken_at=_aware(payload.taken_at) or timezone.now(),
-        answers=payload.answers, total=result["total"], band=result["band"], source="api",
+        patient=patient,
+        instrument=code,
+        taken_at=_aware(payload.taken_at) or timezone.now(),
+        answers=payload.answers,
+        total=result["total"],
+        band=result["band"],
+        source="api",
     )
     out = AssessmentOut.model_validate(record).model_dump()
     return Status(201, {**out, "dependent": result["dependent"], "warnings": result["warnings"]})
@@ -529,7 +572,7 @@ def list_plans(request: HttpRequest, patient_id: int) -> Any:
     return patient_for(_user(request), patient_id).plans.select_related("approved_by").all()
 
 
-@api.get("/patients/{patient_id}/plans/{version}", response=PlanOut, tags=["plans"])
+@api.get("/patients/{patient_id}/plans/{int:version}", response=PlanOut, tags=["plans"])
 def get_plan(request: HttpRequest, patient_id: int, version: int) -> m.Plan:
     """One plan version with its steps (mg per dose), predicted levels (ng/mL) and sampling advice."""
     patient = patient_for(_user(request), patient_id)
@@ -563,8 +606,15 @@ def create_plan(request: HttpRequest, patient_id: int, payload: PlanIn) -> Statu
     if payload.approve:
         request.user = user  # views._approve records request.user as the approver
         return Status(201, _approve(request, patient, sig, options, events, plan_json))
-    draft = {"version": None, "status": "draft", "sig": sig, "options": dict(options, events=plan_json["events"]),
-             "approved_by": None, "approved_at": None, "plan": _json_safe(plan_json)}
+    draft = {
+        "version": None,
+        "status": "draft",
+        "sig": sig,
+        "options": dict(options, events=plan_json["events"]),
+        "approved_by": None,
+        "approved_at": None,
+        "plan": _json_safe(plan_json),
+    }
     return Status(200, draft)
 
 
@@ -614,9 +664,18 @@ def create_diary(request: HttpRequest, patient_id: int, payload: DiaryIn) -> Sta
         except BenzotaperError as exc:
             raise _problem("bwsq", str(exc), payload.bwsq) from None
     entry = m.DiaryEntry.objects.create(
-        patient=patient, day=day, at=at, kind=payload.kind, drug=drug, planned_mg=payload.planned_mg,
-        taken_mg=payload.taken_mg, feeling=payload.feeling, note=payload.note, bwsq=payload.bwsq,
-        bwsq_total=bwsq_total, created_by=user,
+        patient=patient,
+        day=day,
+        at=at,
+        kind=payload.kind,
+        drug=drug,
+        planned_mg=payload.planned_mg,
+        taken_mg=payload.taken_mg,
+        feeling=payload.feeling,
+        note=payload.note,
+        bwsq=payload.bwsq,
+        bwsq_total=bwsq_total,
+        created_by=user,
     )
     return Status(201, entry)
 
@@ -631,8 +690,12 @@ def get_summary(request: HttpRequest, patient_id: int) -> dict[str, Any]:
     summary = services.summary(patient)
     record = summary.pop("plan")
     summary["plan"] = None if record is None else {"version": record.version, "approved_at": record.approved_at}
-    summary.update(alerts=services.alerts(patient), risk=services.risk(patient), mirror=services.mirror(patient),
-                   levels=services.level_reading(patient))
+    summary.update(
+        alerts=services.alerts(patient),
+        risk=services.risk(patient),
+        mirror=services.mirror(patient),
+        levels=services.level_reading(patient),
+    )
     return cast(dict[str, Any], _json_safe(summary))
 
 
@@ -660,3 +723,10 @@ def delete_token(request: HttpRequest, token_id: int) -> Status[None]:
     if not deleted:
         raise Http404("no such token")
     return Status(204, None)
+
+
+# --- the ward loop (fit, guided plans, re-plan drafts, worklist): its own module, same API and auth ----------
+
+from benzotaper.web.api_loop import router as loop_router  # noqa: E402
+
+api.add_router("", loop_router)

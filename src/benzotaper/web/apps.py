@@ -12,6 +12,7 @@ class ClinicConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from benzotaper.web import audit
+        from benzotaper.web import audit, replans
 
         audit.connect()
+        replans.connect()

@@ -252,3 +252,41 @@ class CheckinForm(forms.Form):
         label=_("how do you feel today? (0 = very bad, 10 = very well)"), min_value=0, max_value=10
     )
     note = forms.CharField(label=_("note"), required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class GuidedPlanForm(forms.Form):
+    """A plan paced by this patient's levels: the core's weekly fall, trajectory and the usual safety limits."""
+
+    start = forms.DateField(label=_("first day"), widget=DATE)
+    level_fall = forms.FloatField(
+        label=_("target fall per week (%)"),
+        min_value=0.5,
+        max_value=25,
+        initial=5,
+        help_text=_("how fast this patient's trough level (or occupancy) should fall"),
+    )
+    trajectory = forms.ChoiceField(
+        label=_("guide"), choices=[("occupancy", _("predicted receptor occupancy")), ("level", _("trough level"))]
+    )
+    switch = forms.ChoiceField(
+        label=_("substitution"),
+        choices=[
+            ("later", _("keep the drug; switch only when its tablets get too coarse")),
+            ("none", _("never switch")),
+            ("auto", _("switch to a long-acting drug first")),
+        ],
+    )
+    strategy = forms.ChoiceField(
+        label=_("preset after a switch"), choices=[(s, s) for s in services.STRATEGIES], initial="ashton"
+    )
+    market = forms.ChoiceField(
+        label=_("products of"), required=False, choices=[("", _("any")), ("UK", "UK"), ("US", "US"), ("PL", "PL")]
+    )
+    override_reason = forms.CharField(
+        label=_("clinician's reason to lift the rate limit"), required=False, max_length=300
+    )
+
+    def options(self) -> dict[str, Any]:
+        """The cleaned choices as JSON-safe plan options (the weekly fall in percent)."""
+        d = self.cleaned_data
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items() if v not in (None, "")}

@@ -213,6 +213,10 @@ def build_plan(sig: str, options: dict[str, Any], events: Iterable[Event] = ()) 
 
 def stored_plan(record: m.Plan) -> Plan:
     """Rebuild a saved plan from its inputs (the core is deterministic) for PDF, ICS and CSV files."""
+    from benzotaper.web import guided
+
+    if guided.is_guided(record.options) or record.options.get("replanned"):
+        return guided.stored_guided_plan(record)
     events = [
         Event(day=date.fromisoformat(e["date"]), kind=e["kind"], days=e["days"], note=e.get("note", ""))
         for e in record.options.get("events", [])
@@ -642,8 +646,17 @@ def page_data(patient: m.Patient, key: str | None = None) -> dict[str, Any]:
                 "end_date": record.plan.get("end_date", ""),
             }
         )
-        heavy = _chart_heavy(patient)
+        from benzotaper.web.patient_model import patient_fit, samples_due
+
+        fit = patient_fit(patient, key)
+        heavy = _chart_heavy(patient, fit)
         return {
+            "fit": fit,
+            "samples_due": samples_due(patient, fit),
+            "replans": [
+                {"id": r.pk, "reason": r.reason, "changes": len(r.changes)}
+                for r in patient.replans.filter(status="waiting")
+            ],
             "summary": s,
             "alerts": alerts(patient),
             "risk": risk(patient),
@@ -656,7 +669,7 @@ def page_data(patient: m.Patient, key: str | None = None) -> dict[str, Any]:
     return cached("page", patient, compute, key)
 
 
-def _chart_heavy(patient: m.Patient) -> dict[str, Any]:
+def _chart_heavy(patient: m.Patient, fit: dict[str, Any] | None = None) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     history = _dose_history(patient)
     data.append(
@@ -674,6 +687,10 @@ def _chart_heavy(patient: m.Patient) -> dict[str, Any]:
     if record is not None:
         data += _plan_traces(record)
     data += _measured_traces(patient)
+    if fit is not None:
+        from benzotaper.web.patient_model import forecast_traces
+
+        data += forecast_traces(fit)
     for code in ("ciwa_b", "bwsq", "sds"):
         rows = [(a.taken_at.date().isoformat(), a.total) for a in patient.assessments.all() if a.instrument == code]
         if rows:

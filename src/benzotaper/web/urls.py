@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from benzotaper.web import diary, views
+from benzotaper.web import diary, loop_views, views
 from benzotaper.web.api import api
 from benzotaper.web.fhir_http import fhir_api
 from benzotaper.web.security import ThrottledLoginView
@@ -27,6 +27,9 @@ urlpatterns = [
     path("patients/<int:pid>/symptoms/new/", views.symptom_new, name="symptom_new"),
     path("patients/<int:pid>/holds/new/", views.hold_new, name="hold_new"),
     path("patients/<int:pid>/plan/", views.plan_builder, name="plan_builder"),
+    path("patients/<int:pid>/plan/guided/", loop_views.guided_builder, name="guided_builder"),
+    path("patients/<int:pid>/replans/<int:rid>/", loop_views.replan_detail, name="replan"),
+    path("worklist/", loop_views.worklist_page, name="worklist"),
     path("patients/<int:pid>/plans/<int:version>/", views.plan_detail, name="plan_detail"),
     path("patients/<int:pid>/plans/<int:version>/<str:kind>", views.plan_file, name="plan_file"),
     path("patients/<int:pid>/audit/", views.audit_trail, name="audit"),

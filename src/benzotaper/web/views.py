@@ -49,9 +49,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Patients go to their diary, everyone else to the patient list."""
+    """Patients go to their diary, clinicians to their worklist, admins to the patient list."""
     if role(request.user) == "patient":
         return redirect("diary")
+    if role(request.user) == "clinician":
+        return redirect("worklist")
     return redirect("patients")
 
 
@@ -282,9 +284,15 @@ def plan_builder(request: HttpRequest, pid: int) -> HttpResponse:
     return render(request, "web/plan_builder.html", context)
 
 
+# Core plan messages that name an option in words of their own, by the form field they concern.
+_PLAN_FIELD_WORDS = {"override_reason": ("override of the safety limits",), "end_by": ("ends by",)}
+
+
 def _plan_field(message: str) -> str | None:
+    """The plan option a core message is about (its name, its words or its CLI flag), else None."""
     for field in ("override_reason", "end_by", "fraction", "interval_days", "strategy", "to", "switch", "market"):
-        if field.replace("_", " ") in message or f"--{field.replace('_', '-')}" in message or field in message:
+        names = (field, field.replace("_", " "), f"--{field.replace('_', '-')}", *_PLAN_FIELD_WORDS.get(field, ()))
+        if any(name in message for name in names):
             return field
     return None
 

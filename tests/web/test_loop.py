@@ -1,0 +1,278 @@
+"""The ward loop in the app: levels -> this patient's fit -> guided plan -> approve -> re-plan draft -> diary.
+
+The three troughs are written from a hand calculation, not from the app: alprazolam 2 mg at 08:00, 14:00
+and 20:00 (sig.toml 'tds'), one-compartment oral model with the knowledge base's typical values for 70 kg
+(F 0.88, ka 1.1/h, CL 0.05 L/h/kg = 3.5 L/h, V 0.7 L/kg = 49 L). At steady state the level just before the
+08:00 dose sums the three daily doses given 12, 18 and 24 h earlier:
+    C = F*D*ka / (V*(ka-k)) * sum_d [e^(-k d)/(1-e^(-24k)) - e^(-ka d)/(1-e^(-24 ka))],   k = CL/V.
+Typical (k = 0.0714/h): 41.3 ng/mL. A patient clearing alprazolam twice as fast (k = 0.1429/h): 12.3 ng/mL.
+Three troughs of 12.3 ng/mL put this patient's clearance at about 2x typical, beyond the population's
+80th centile (CV 40%: 80th centile = exp(0.84 * 0.385) = 1.38x), so the fit must say `fast`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from benzotaper.web import models as m
+from benzotaper.web import replans, services
+from benzotaper.web.audit import acting_as
+from tests.web.conftest import Clinic
+
+SIG = "alprazolam 2 mg tds"
+
+
+def trough_ng_ml(clearance_ratio: float) -> float:
+    """The hand calculation of the module docstring."""
+    f, dose, ka, cl, v = 0.88, 2.0, 1.1, 3.5, 49.0
+    k = cl * clearance_ratio / v
+    a = f * dose * ka / (v * (ka - k)) * 1000
+    return sum(
+        a * (math.exp(-k * d) / (1 - math.exp(-24 * k)) - math.exp(-ka * d) / (1 - math.exp(-24 * ka)))
+        for d in (12, 18, 24)
+    )
+
+
+def test_the_hand_calculation_gives_the_documented_troughs() -> None:
+    assert round(trough_ng_ml(1.0), 1) == 41.3
+    assert round(trough_ng_ml(2.0), 1) == 12.3
+
+
+def _setup(clinic: Clinic) -> m.Patient:
+    today = services.today()
+    tz = timezone.get_current_timezone()
+    m.Patient.objects.filter(pk=clinic.other_patient.pk).update(user=None)  # their login becomes this patient's
+    with acting_as(clinic.doctor):
+        patient = m.Patient.objects.create(
+            team=clinic.team, name="Fast Example", country="GB", user=clinic.other_patient_user
+        )
+        m.Regimen.objects.create(
+            patient=patient,
+            sig=SIG,
+            start=today - timedelta(days=7),
+            parsed={"drugs": [{"drug": "alprazolam"}]},
+            daily_de_mg=120.0,
+        )
+        for days_ago in (3, 2, 1):
+            at = datetime.combine(today - timedelta(days=days_ago), time(7, 55))
+            m.Level.objects.create(
+                patient=patient,
+                analyte="alprazolam",
+                sampled_at=timezone.make_aware(at, tz),
+                value_ng_ml=round(trough_ng_ml(2.0), 1),
+            )
+    return patient
+
+
+def _api(user: Any) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.fixture
+def fast(clinic: Clinic) -> m.Patient:
+    return _setup(clinic)
+
+
+def test_the_fit_says_fast_with_the_samples_and_a_forecast_band(clinic: Clinic, fast: m.Patient) -> None:
+    body = _api(clinic.doctor).get(f"/api/patients/{fast.pk}/fit").json()
+    assert body["eliminator"] == "fast"
+    assert 1.5 < body["clearance_ratio"] < 2.6  # about 2x typical, shrunk a little toward the prior
+    assert len(body["samples_used"]) == 3 and body["samples_excluded"] == []
+    rows = [r for r in body["forecast"] if r["analyte"] == "alprazolam"]
+    assert len(rows) == 28
+    assert all(r["low_ng_ml"] <= r["mid_ng_ml"] <= r["high_ng_ml"] for r in rows)
+    # Same regimen, so the forecast trough stays at the measured steady state (within the band's width).
+    assert rows[0]["low_ng_ml"] < 12.3 * 1.2 and rows[0]["high_ng_ml"] > 12.3 * 0.8
+    assert body["next_sample"]["at"] and "trough" in body["next_sample"]["when"]
+
+
+def test_without_levels_the_fit_says_why_and_which_sample_to_take(clinic: Clinic) -> None:
+    body = _api(clinic.doctor).get(f"/api/patients/{clinic.patient.pk}/fit").json()
+    assert body["eliminator"] is None and "no level" in body["reason"]
+    # Regimen since 2025-01-01: long settled, so the next trough is the next morning's pre-dose time.
+    assert body["next_sample"]["at"].endswith("08:00")
+
+
+def test_the_fit_is_another_teams_secret(clinic: Clinic, fast: m.Patient) -> None:
+    assert _api(clinic.stranger).get(f"/api/patients/{fast.pk}/fit").status_code == 404
+    assert Client().get(f"/api/patients/{fast.pk}/fit").status_code == 401
+
+
+def _guided(client: Client, pid: int, **extra: Any) -> Any:
+    body = {"start": services.today().isoformat(), "level_fall": 5, "trajectory": "occupancy", **extra}
+    return client.post(f"/api/patients/{pid}/plans/guided", body, content_type="application/json")
+
+
+def test_a_guided_plan_preview_has_the_comparison_and_sample_dates(clinic: Clinic, fast: m.Patient) -> None:
+    r = _guided(_api(clinic.doctor), fast.pk)
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["status"] == "draft" and body["version"] is None
+    who = {(row["patient"], row["plan"].split(" ")[0]) for row in body["comparison"]}
+    assert who == {(p, k) for p in ("fast", "this patient", "slow") for k in ("fixed", "guided")}
+    assert len(body["sample_dates"]) >= 1
+    steps = body["plan"]["steps"]
+    assert steps[-1]["doses"] == []  # ends drug-free, never abruptly: every cut within 25% in 14 days
+    deq = [s["diazepam_equivalent_mg"] for s in steps[:-1]]
+    assert all(b >= a * 0.75 - 1e-6 for a, b in itertools.pairwise(deq))
+    assert m.Plan.objects.filter(patient=fast).count() == 0  # a preview saves nothing
+
+
+def test_bad_guided_options_are_refused_naming_the_field(clinic: Clinic, fast: m.Patient) -> None:
+    r = _guided(_api(clinic.doctor), fast.pk, level_fall=90)
+    assert r.status_code == 422 and "level_fall" in str(r.json()["detail"][0]["loc"])
+
+
+def _approve_guided(clinic: Clinic, patient: m.Patient) -> dict[str, Any]:
+    r = _guided(_api(clinic.doctor), patient.pk, approve=True)
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def _ciwa(client: Client, pid: int, total_per_item: int) -> Any:
+    answers = [total_per_item] * 20
+    return client.post(
+        f"/api/patients/{pid}/assessments",
+        {"instrument": "ciwa_b", "answers": answers},
+        content_type="application/json",
+    )
+
+
+def test_a_high_ciwa_b_drafts_a_replan_that_changes_nothing_until_approved(clinic: Clinic, fast: m.Patient) -> None:
+    approved = _approve_guided(clinic, fast)
+    client = _api(clinic.doctor)
+    assert _ciwa(client, fast.pk, 0).status_code == 201  # a score of 0 reaches no hold rule: no draft
+    assert client.get(f"/api/patients/{fast.pk}/replans").json() == []
+    assert _ciwa(client, fast.pk, 1).status_code == 201  # 20 x 1 = 20: still below the moderate band (21)
+    assert client.get(f"/api/patients/{fast.pk}/replans").json() == []
+    assert _ciwa(client, fast.pk, 2).status_code == 201  # 20 x 2 = 40: moderate band -> hold
+    drafts = client.get(f"/api/patients/{fast.pk}/replans").json()
+    assert len(drafts) == 1
+    draft = drafts[0]
+    assert draft["based_on_version"] == approved["version"] and "CIWA-B 40" in draft["reason"]
+    assert draft["changes"] and {"from_date", "drug", "before_mg", "after_mg"} <= set(draft["changes"][0])
+    # The first change holds today's dose instead of the approved next cut (it starts at or after today).
+    first = draft["changes"][0]
+    assert first["from_date"] >= services.today().isoformat() and first["after_mg"] >= first["before_mg"]
+    assert services.approved_plan(fast).version == approved["version"]  # nothing applied yet
+    r = client.post(f"/api/replans/{draft['id']}/approve")
+    assert r.status_code == 201, r.content
+    assert r.json()["version"] == approved["version"] + 1
+    assert services.approved_plan(fast).plan == draft["plan"]
+    assert m.AuditEntry.objects.filter(model="Replan", object_id=str(draft["id"]), action="update").exists()
+    again = client.post(f"/api/replans/{draft['id']}/approve")
+    assert again.status_code == 409 and "already approved" in again.json()["detail"]
+
+
+def test_approving_a_stale_draft_is_refused_and_loses_nothing(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    client = _api(clinic.doctor)
+    _ciwa(client, fast.pk, 2)
+    draft = client.get(f"/api/patients/{fast.pk}/replans").json()[0]
+    with acting_as(clinic.doctor):  # the data change after drafting: a symptom is recorded
+        m.Symptom.objects.create(patient=fast, symptom="anxiety", onset=services.today())
+    r = client.post(f"/api/replans/{draft['id']}/approve")
+    assert r.status_code == 409 and "changed after this re-plan was drafted" in r.json()["detail"]
+    assert m.Plan.objects.filter(patient=fast).count() == 1
+    assert m.Replan.objects.get(pk=draft["id"]).status == "waiting"
+
+
+def test_a_new_draft_supersedes_the_waiting_one_and_discard_keeps_the_plan(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    client = _api(clinic.doctor)
+    _ciwa(client, fast.pk, 2)
+    _ciwa(client, fast.pk, 3)  # 60: severe band -> return to the previous step, slower afterwards
+    drafts = client.get(f"/api/patients/{fast.pk}/replans?status=all").json()
+    assert [d["status"] for d in drafts] == ["waiting", "superseded"]
+    r = client.post(f"/api/replans/{drafts[0]['id']}/discard")
+    assert r.status_code == 200 and r.json()["status"] == "discarded"
+    assert m.Plan.objects.filter(patient=fast).count() == 1
+    assert client.post(f"/api/replans/{drafts[1]['id']}/approve").status_code == 409
+
+
+def test_replans_belong_to_the_care_team(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    _ciwa(_api(clinic.doctor), fast.pk, 2)
+    rid = m.Replan.objects.get(patient=fast).pk
+    assert _api(clinic.stranger).post(f"/api/replans/{rid}/approve").status_code == 404
+    assert _api(clinic.stranger).get(f"/api/patients/{fast.pk}/replans").status_code == 404
+    assert _api(clinic.other_patient_user).post(f"/api/replans/{rid}/approve").status_code == 403
+
+
+def test_the_worklist_lists_the_waiting_replan_and_the_red_flags_by_urgency(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    _ciwa(_api(clinic.doctor), fast.pk, 2)
+    with acting_as(clinic.doctor):
+        fast.risk = {"seizure_history": True, "co_used": ["opioids"]}
+        fast.save()
+    items = _api(clinic.doctor).get("/api/worklist").json()
+    mine = [i for i in items if i["patient_id"] == fast.pk]
+    kinds = [i["kind"] for i in mine]
+    assert "replan_waiting" in kinds and "red_flag" in kinds
+    assert [i["urgency"] for i in items] == sorted((i["urgency"] for i in items), reverse=True)
+    waiting = next(i for i in mine if i["kind"] == "replan_waiting")
+    assert _api(clinic.doctor).get(waiting["url"]).status_code == 200
+    assert all(i["patient_id"] != fast.pk for i in _api(clinic.stranger).get("/api/worklist").json())
+
+
+def test_the_diary_shows_the_approved_replan_from_its_first_day(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    _ciwa(_api(clinic.doctor), fast.pk, 2)
+    draft = m.Replan.objects.get(patient=fast, status="waiting")
+    diary = _api(clinic.other_patient_user)
+    before = diary.get("/diary/").content.decode()
+    assert f"v{draft.based_on_version}" in before or "diary" in before
+    replans.approve(draft.pk, fast, clinic.doctor)
+    today = services.step_on(services.approved_plan(fast).plan, services.today())
+    assert today is not None
+    page = diary.get("/diary/").content.decode()
+    for dose in today["doses"]:
+        assert f"{dose['mg']:g}" in page
+
+
+def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast: m.Patient) -> None:
+    client = _api(clinic.doctor)
+    page = client.get(f"/patients/{fast.pk}/").content.decode()
+    assert 'id="eliminator">fast<' in page and "forecast" in page
+    r = client.post(
+        f"/patients/{fast.pk}/plan/guided/",
+        {
+            "start": services.today().isoformat(),
+            "level_fall": "5",
+            "trajectory": "occupancy",
+            "switch": "later",
+            "strategy": "ashton",
+            "action": "preview",
+        },
+    )
+    html = r.content.decode()
+    assert r.status_code == 200 and 'id="comparison"' in html and "this patient" in html
+    r = client.post(
+        f"/patients/{fast.pk}/plan/guided/",
+        {
+            "start": services.today().isoformat(),
+            "level_fall": "5",
+            "trajectory": "occupancy",
+            "switch": "later",
+            "strategy": "ashton",
+            "action": "approve",
+        },
+    )
+    assert r.status_code == 302
+    _ciwa(client, fast.pk, 2)
+    draft = m.Replan.objects.get(patient=fast, status="waiting")
+    html = client.get(f"/patients/{fast.pk}/replans/{draft.pk}/").content.decode()
+    assert 'id="changes"' in html and "CIWA-B" in html
+    assert client.get("/").url == "/worklist/"
+    assert "replan_waiting" in client.get("/worklist/").content.decode()
+    r = client.post(f"/patients/{fast.pk}/replans/{draft.pk}/", {"action": "approve"})
+    assert r.status_code == 302 and services.approved_plan(fast).version == 2
