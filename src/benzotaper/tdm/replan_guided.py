@@ -14,11 +14,13 @@ from datetime import date, datetime, time, timedelta
 
 from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge
+from benzotaper.knowledge.taper_rules import days
 from benzotaper.pk import typical
 from benzotaper.regimen import Regimen, ScheduledDose
 from benzotaper.taper.plan import Event, Plan, Step
 from benzotaper.taper.planner import PlanOptions
 from benzotaper.taper.replan import action_for, check_event, split_at
+from benzotaper.taper.safety import violations
 from benzotaper.tdm.fit import Fit, fit
 from benzotaper.tdm.guided import Guide, Trajectory, events_before, guided_plan
 from benzotaper.tdm.patient import Patient, build_patient
@@ -53,6 +55,16 @@ def _refit(
     events = guide.events(steps)
     drugs = tuple(d.drug for d in patient.model.depots)
     return fit(build_patient(knowledge, samples, "", patient.origin.date(), events=events, extra_drugs=drugs))
+
+
+def _checked(knowledge: Knowledge, plan: Plan) -> Plan:
+    """The spliced plan passes the same final safety check as every plan (limits across the splice too)."""
+    limits = knowledge.taper.limits
+    stop = float(plan.parameters.get("stop_mg_diazepam_equivalent", limits.stop_from_diazepam_equivalent.value))
+    problems = violations(plan, limits.max_reduction_fraction.value, days(limits.reduction_window), stop)
+    if problems:
+        raise PlanError("the re-plan failed its safety check (a planner defect; please report): " + "; ".join(problems))
+    return plan
 
 
 def _splice(plan: Plan, kept: list[Step], new: Plan, event: Event | None, extra: list[Step]) -> Plan:
@@ -119,4 +131,4 @@ def replan_guided(
         trajectory,
         plan.regimen,
     )
-    return _splice(plan, kept, new, event, extra), refit
+    return _checked(knowledge, _splice(plan, kept, new, event, extra)), refit

@@ -107,9 +107,29 @@ def _patient(team: m.CareTeam, case: str, name: str, factor: float, country: str
             effect=t.get("effect") or "",
         )
     _levels(patient, factor)
+    _scores(patient)
     plan = _plan(patient)
-    _scores(patient, plan)
+    _diary(patient, plan)
+    if case.startswith("case2"):
+        _recent_score(patient)
     return patient
+
+
+def _recent_score(patient: m.Patient) -> None:
+    """Yesterday's CIWA-B in the moderate band (synthetic): the app drafts a re-plan for the clinician to review."""
+    ciwa = services.instruments()["ciwa_b"]
+    answers = {item.id: (2 if k < 4 else 1) for k, item in enumerate(ciwa.items)}  # 4 x 2 + 16 x 1 = 24
+    result = services.score_answers("ciwa_b", answers)
+    taken = timezone.make_aware(datetime.combine(services.today() - timedelta(days=1), time(10)))
+    m.Assessment.objects.create(
+        patient=patient,
+        instrument="ciwa_b",
+        taken_at=taken,
+        answers=answers,
+        total=result["total"],
+        band=result["band"],
+        source=SYNTHETIC,
+    )
 
 
 def _levels(patient: m.Patient, factor: float) -> None:
@@ -138,26 +158,27 @@ def _levels(patient: m.Patient, factor: float) -> None:
 
 
 def _plan(patient: m.Patient) -> m.Plan:
-    """An approved Ashton plan that started three weeks ago."""
-    sig = services.current_sig(patient)
-    options = {"strategy": "ashton", "start": (services.today() - timedelta(days=21)).isoformat(), "switch": "auto"}
-    built = services.build_plan(sig, options)
+    """An approved plan guided by the two levels, started three weeks ago (on the day of the second level)."""
+    from benzotaper.web.guided import build_guided
+
+    start = (services.today() - timedelta(days=21)).isoformat()
+    built, _, options = build_guided(patient, {"start": start, "level_fall": 5, "trajectory": "occupancy"})
     payload = services.plan_payload(built)
     clinician = User.objects.get(username="demo-clinician")
     return m.Plan.objects.create(
         patient=patient,
         version=1,
         status="approved",
-        sig=sig,
-        options=dict(options, events=[]),
+        sig=services.current_sig(patient),
+        options=options,
         plan=payload,
         approved_by=clinician,
         approved_at=timezone.now() - timedelta(days=22),
     )
 
 
-def _scores(patient: m.Patient, plan: m.Plan) -> None:
-    """Weekly CIWA-B (synthetic answers) and a baseline SDS, plus a few diary days."""
+def _scores(patient: m.Patient) -> None:
+    """Weekly CIWA-B (synthetic answers) and a baseline SDS, recorded before the plan (so they draft no re-plan)."""
     instruments = services.instruments()
     ciwa = instruments["ciwa_b"]
     today = services.today()
@@ -186,6 +207,11 @@ def _scores(patient: m.Patient, plan: m.Plan) -> None:
         band=result["band"],
         source=SYNTHETIC,
     )
+
+
+def _diary(patient: m.Patient, plan: m.Plan) -> None:
+    """A few diary days of the plan's doses and check-ins."""
+    today = services.today()
     for days_ago in (3, 2, 1):
         day = today - timedelta(days=days_ago)
         step = services.step_on(plan.plan, day) or {"doses": []}

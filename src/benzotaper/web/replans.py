@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,8 @@ def draft_after(instance: Any) -> m.Replan | None:
     if record is None:
         return None
     trigger, event = found
+    if event is not None and event.day < services.today():
+        event = replace(event, day=services.today())  # recorded late: the hold starts now; the past stays as it was
     try:
         new, options = replanned(patient, record, trigger, event)
     except BenzotaperError as exc:
@@ -99,7 +102,7 @@ def draft_after(instance: Any) -> m.Replan | None:
     changes = compare(record.plan, payload)
     if not changes:
         return None
-    reason = f"{trigger['text']}: {_why(new, trigger, event)}"
+    reason = f"{trigger['text']}: {changes[0]['rule']}"
     m.Replan.objects.filter(patient=patient, status="waiting").update(status="superseded")
     return m.Replan.objects.create(
         patient=patient,
@@ -111,12 +114,6 @@ def draft_after(instance: Any) -> m.Replan | None:
         changes=changes,
         audit_mark=audit_mark(patient),
     )
-
-
-def _why(new: Plan, trigger: dict[str, Any], event: Event | None) -> str:
-    day = date.fromisoformat(trigger["day"])
-    step = next((s for s in new.steps if s.start >= day or s.end >= day), new.steps[-1])
-    return step.rule
 
 
 def replanned(
