@@ -36,6 +36,8 @@ def parse_number(text: str) -> float:
         return float(sum(Fraction(part) for part in t.split()))
     except (ValueError, ZeroDivisionError) as exc:
         raise UnitError(f"expected a number such as 0.5, 1/2 or 1 1/2 (got {text!r})") from exc
+    except OverflowError as exc:  # '1e400': a fraction too large for a float
+        raise ImplausibleValueError(f"number {text!r} is too large; expected one such as 0.5, 1/2 or 1 1/2") from exc
 
 
 def _normalise(text: str) -> str:
