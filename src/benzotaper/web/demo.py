@@ -128,7 +128,7 @@ def _recent_score(patient: m.Patient) -> None:
         answers=answers,
         total=result["total"],
         band=result["band"],
-        source=SYNTHETIC,
+        source="synthetic",
     )
 
 
@@ -193,7 +193,7 @@ def _scores(patient: m.Patient) -> None:
             answers=answers,
             total=result["total"],
             band=result["band"],
-            source=SYNTHETIC,
+            source="synthetic",  # Assessment.source holds 12 characters (PostgreSQL enforces it)
         )
     sds = instruments["sds"]
     answers = {item.id: max(o.value for o in item.options) - 1 for item in sds.items}
@@ -205,7 +205,7 @@ def _scores(patient: m.Patient) -> None:
         answers=answers,
         total=result["total"],
         band=result["band"],
-        source=SYNTHETIC,
+        source="synthetic",
     )
 
 
