@@ -55,3 +55,7 @@ class CohortError(ValueError, BenzotaperError):
 
 class FhirError(ValueError, BenzotaperError):
     """A FHIR bundle, resource or CDS Hooks request that cannot be read (names the resource and the field)."""
+
+
+class BackupError(ValueError, BenzotaperError):
+    """A backup that cannot be written, read or restored as asked (names the file and what is accepted)."""

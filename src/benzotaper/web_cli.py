@@ -1,4 +1,4 @@
-"""`benzotaper serve` and `benzotaper createuser`: the clinic web app from the command line.
+"""`benzotaper serve`, `createuser`, `backup` and `restore`: the clinic web app from the command line.
 
 Django is imported only when a command runs, so the rest of the CLI works without the web extra.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,3 +63,41 @@ def createuser_command(
         _emit(result)
         return
     out.print(f"created {result['role']} {result['username']}" + (f" in {team}" if team else ""))
+
+
+@app.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (replaced atomically if it exists)")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Back up the clinic's database (SQLite online backup, or pg_dump) and print what the backup holds."""
+    from benzotaper.web import backup
+
+    result = _guard(lambda: backup.backup(file))
+    if json_out:
+        _emit(result)
+        return
+    size = result["bytes"] / 1e6
+    out.print(f"backed up the clinic ({result['engine']}) to {result['file']}: {size:.1f} MB in {result['seconds']} s")
+    out.print("it holds " + backup.describe(result["counts"]), highlight=False, soft_wrap=True)
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="A file written by `benzotaper backup`")],
+    force: Annotated[bool, Opt("--force", help="Replace a database that already holds records")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Restore the clinic's database from a backup (refuses a database with records unless --force)."""
+    from benzotaper.web import backup
+
+    contents = _guard(lambda: backup.inspect(file))
+    if not json_out:
+        out.print(
+            f"{file} ({contents.engine}) holds " + backup.describe(contents.counts), highlight=False, soft_wrap=True
+        )
+    result = _guard(lambda: backup.restore(file, force, contents))
+    if json_out:
+        _emit(result)
+        return
+    out.print(f"restored in {result['seconds']} s; migrations are current")
