@@ -63,7 +63,7 @@ def plan_command(
     ] = "ashton",
     start: Annotated[str | None, Opt("--start", help="First day YYYY-MM-DD (default today)")] = None,
     to: Annotated[str | None, Opt("--to", help="Long-acting drug to switch to (default diazepam)")] = None,
-    switch: Annotated[str, Opt("--switch", help="auto, stepwise, direct or none")] = "auto",
+    switch: Annotated[str, Opt("--switch", help="auto, stepwise, direct, none or later (guided: switch only when the tablets get too coarse)")] = "auto",
     first_dose: Annotated[str, Opt("--first-dose", help="Dose switched first: evening or morning")] = "evening",
     end_by: Annotated[str | None, Opt("--end-by", help="Finish by this date: gentlest pace that fits")] = None,
     interval: Annotated[int | None, Opt("--interval", help="Days between reductions")] = None,
