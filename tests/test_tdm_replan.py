@@ -8,14 +8,18 @@ previous step), the plan ends drug-free and passes taper/safety.py's invariants,
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from benzotaper.cli import app
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.taper.plan import Event, Plan
 from benzotaper.taper.planner import PlanOptions
@@ -131,3 +135,34 @@ def test_the_next_trough_waits_for_steady_state_and_the_morning_dose(knowledge: 
     # Long settled: the next morning.
     later = next_trough(knowledge, "alprazolam 1 mg bd", date(2025, 1, 1), datetime(2026, 12, 1, 9, 0), "why")
     assert later["at"] == "2026-12-02T08:00"
+
+
+def test_the_cli_applies_events_to_a_guided_plan(tmp_path: Path) -> None:
+    levels = tmp_path / "levels.csv"
+    levels.write_text(
+        "sampled_at,analyte,value,unit\n"
+        + "".join(f"{s.sampled_at:%Y-%m-%dT%H:%M},alprazolam,{s.value},ng/mL\n" for s in LEVELS)
+    )
+    events = tmp_path / "events.csv"
+    events.write_text("date,kind,days,instrument,score,note\n2026-12-20,score,,ciwa_b,30,restless\n")
+    args = [
+        "plan",
+        SIG,
+        "--guided-by",
+        str(levels),
+        "--since",
+        str(SINCE),
+        "--start",
+        str(START),
+        "--switch",
+        "later",
+        "--events",
+        str(events),
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    hold = next(s for s in plan["steps"] if s["start"] == "2026-12-20")
+    assert hold["phase"] == "hold" and hold["days"] >= 14 and "30 on 2026-12-20" in hold["rule"]
+    assert plan["events"][0]["score"] == 30.0

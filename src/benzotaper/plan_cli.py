@@ -63,7 +63,9 @@ def plan_command(
     ] = "ashton",
     start: Annotated[str | None, Opt("--start", help="First day YYYY-MM-DD (default today)")] = None,
     to: Annotated[str | None, Opt("--to", help="Long-acting drug to switch to (default diazepam)")] = None,
-    switch: Annotated[str, Opt("--switch", help="auto, stepwise, direct, none or later (guided: switch only when the tablets get too coarse)")] = "auto",
+    switch: Annotated[
+        str, Opt("--switch", help="auto, stepwise, direct, none or later (switch only once the tablets are too coarse)")
+    ] = "auto",
     first_dose: Annotated[str, Opt("--first-dose", help="Dose switched first: evening or morning")] = "evening",
     end_by: Annotated[str | None, Opt("--end-by", help="Finish by this date: gentlest pace that fits")] = None,
     interval: Annotated[int | None, Opt("--interval", help="Days between reductions")] = None,
@@ -145,8 +147,6 @@ def _guided(
     from benzotaper.tdm.samples import load_samples
     from benzotaper.tdm.service import guided_levels_plan
 
-    if events is not None:
-        raise PlanError("--events and --guided-by cannot be combined: add the new level to the levels file and re-plan")
     first = _date("--since", since)
     if first is None:
         raise PlanError("--guided-by needs --since YYYY-MM-DD: the day the current regimen was started")
@@ -154,7 +154,30 @@ def _guided(
         raise PlanError(f"--level-fall is a percentage per week, more than 0 and at most 25 (got {level_fall:g})")
     traj = default_trajectory(trajectory, level_fall / 100 if level_fall is not None else None)
     samples = load_samples(knowledge, levels)
-    return guided_levels_plan(knowledge, samples, sig, first, options, traj)
+    before = [s for s in samples if s.sampled_at.date() <= options.start]
+    plan, extra = guided_levels_plan(knowledge, before or samples, sig, first, options, traj)
+    if events is not None:
+        plan = _guided_events(knowledge, plan, read_events(events), samples, sig, first, options, traj)
+    return plan, extra
+
+
+def _guided_events(
+    knowledge: Knowledge,
+    plan: Plan,
+    events: list[Event],
+    samples: list[Any],
+    sig: str,
+    since: date,
+    options: PlanOptions,
+    traj: Any,
+) -> Plan:
+    """Holds, returns and scores applied to the guided plan in date order, each re-planned from every level."""
+    from benzotaper.tdm.replan_guided import original_patient, replan_guided
+
+    patient = original_patient(knowledge, samples, sig, since, plan, options)
+    for event in sorted(events, key=lambda e: e.day):
+        plan, _ = replan_guided(knowledge, patient, plan, samples, event.day, options, traj, event)
+    return plan
 
 
 def _print_guided(guided: dict[str, Any]) -> None:
