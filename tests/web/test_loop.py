@@ -273,6 +273,41 @@ def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast:
     html = client.get(f"/patients/{fast.pk}/replans/{draft.pk}/").content.decode()
     assert 'id="changes"' in html and "CIWA-B" in html
     assert client.get("/").url == "/worklist/"
-    assert "replan_waiting" in client.get("/worklist/").content.decode()
+    assert 'data-kind="replan_waiting"' in client.get("/worklist/").content.decode()
     r = client.post(f"/patients/{fast.pk}/replans/{draft.pk}/", {"action": "approve"})
     assert r.status_code == 302 and services.approved_plan(fast).version == 2
+
+
+def test_the_worklist_speaks_polish(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    _ciwa(_api(clinic.doctor), fast.pk, 2)
+    m.Profile.objects.filter(user=clinic.doctor).update(language="pl")
+    html = _api(clinic.doctor).get("/worklist/").content.decode()
+    assert "Lista zadań na dziś" in html and "zmiana planu czeka" in html
+
+
+def _level(client: Client, pid: int, value: str, unit: str, days_ago: int = 0) -> Any:
+    at = datetime.combine(services.today() - timedelta(days=days_ago), time(7, 55))
+    body = {"analyte": "alprazolam", "sampled_at": at.isoformat(), "value": value, "unit": unit}
+    return client.post(f"/api/patients/{pid}/levels", body, content_type="application/json")
+
+
+def test_a_new_trough_drafts_a_replan_from_every_level(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    client = _api(clinic.doctor)
+    assert _level(client, fast.pk, "6", "ng/mL").status_code == 201  # lower than forecast: the fit moves
+    drafts = client.get(f"/api/patients/{fast.pk}/replans").json()
+    assert len(drafts) == 1 and drafts[0]["trigger"]["kind"] == "level" and "6 ng/mL" in drafts[0]["reason"]
+    assert len(client.get(f"/api/patients/{fast.pk}/fit").json()["samples_used"]) == 4
+
+
+def test_a_refused_level_names_the_field_saves_nothing_and_drafts_nothing(clinic: Clinic, fast: m.Patient) -> None:
+    _approve_guided(clinic, fast)
+    client = _api(clinic.doctor)
+    levels = m.Level.objects.filter(patient=fast).count()
+    wrong_unit = _level(client, fast.pk, "12", "ng/L")
+    assert wrong_unit.status_code == 422 and "unit" in str(wrong_unit.json()["detail"][0]["loc"])
+    implausible = _level(client, fast.pk, "900000", "ng/mL")
+    assert implausible.status_code == 422 and "value" in str(implausible.json()["detail"])
+    assert m.Level.objects.filter(patient=fast).count() == levels
+    assert client.get(f"/api/patients/{fast.pk}/replans").json() == []
