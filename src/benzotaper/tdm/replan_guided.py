@@ -39,7 +39,8 @@ def original_patient(
     return build_patient(knowledge, before, sig, since, until=until, extra_drugs=switch_to)
 
 
-def _regimens_of(step: Step, on: date) -> list[Regimen]:
+def regimens_of(step: Step, on: date) -> list[Regimen]:
+    """A step's doses as regimens starting on `on` (what a re-plan continues from)."""
     drugs = dict.fromkeys(d.drug for d in step.doses)
     return [
         Regimen(drug, tuple(ScheduledDose(d.time, d.mg) for d in step.doses if d.drug == drug), start=on)
@@ -126,7 +127,7 @@ def replan_guided(
         knowledge,
         refit.patient,
         refit.params(),
-        _regimens_of(doses, resume),
+        regimens_of(doses, resume),
         replace(options, start=resume),
         trajectory,
         plan.regimen,

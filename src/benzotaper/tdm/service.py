@@ -215,7 +215,7 @@ def replan_with_levels(
     trajectory: Trajectory,
 ) -> tuple[Plan, Fit]:
     """A new level arrived: refit on every level with the doses actually planned so far, re-plan from `on`."""
-    from benzotaper.regimen import Regimen, ScheduledDose
+    from benzotaper.tdm.replan_guided import regimens_of
 
     if not plan.start <= on <= plan.end_date:
         raise PlanError(f"re-plan date {on} is outside the plan ({plan.start} to {plan.end_date})")
@@ -229,12 +229,13 @@ def replan_with_levels(
     events = guide.events(clipped)
     updated = build_patient(knowledge, samples, "", patient.origin.date(), events=events)
     refit = fit(updated)
-    drugs = dict.fromkeys(d.drug for d in active.doses)
-    regimens = [
-        Regimen(drug, tuple(ScheduledDose(d.time, d.mg) for d in active.doses if d.drug == drug), start=on)
-        for drug in drugs
-    ]
     new = guided_plan(
-        knowledge, updated, refit.params(), regimens, replace(options, start=on), trajectory, plan.regimen
+        knowledge,
+        updated,
+        refit.params(),
+        regimens_of(active, on),
+        replace(options, start=on),
+        trajectory,
+        plan.regimen,
     )
     return new, refit

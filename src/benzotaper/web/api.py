@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal, TypeVar, cast
 
 from django.core.exceptions import PermissionDenied
@@ -50,6 +50,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_expires(row: m.ApiToken) -> datetime:
+    """When a token stops working: settings.API_TOKEN_DAYS after it was created."""
+    from django.conf import settings
+
+    return cast(datetime, row.created + timedelta(days=settings.API_TOKEN_DAYS))
+
+
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer <token>`: the token's owner becomes the request's user and the audit actor."""
 
@@ -57,7 +64,7 @@ class TokenAuth(HttpBearer):
         if not token:
             return None
         row = m.ApiToken.objects.select_related("user").filter(digest=token_digest(token)).first()
-        if row is None or not row.user.is_active:
+        if row is None or not row.user.is_active or token_expires(row) <= timezone.now():
             return None
         m.ApiToken.objects.filter(pk=row.pk).update(last_used=timezone.now())
         request.user = row.user
@@ -127,12 +134,27 @@ def _user(request: HttpRequest) -> Any:
 # --- errors -------------------------------------------------------------------------------------------
 
 
-def _problem(field: str | None, message: str, value: Any = None) -> ValidationError:
-    """A 422 in ninja's shape: `{"detail": [{"loc": ["body", field], "msg": ..., "input": ...}]}`."""
-    entry: dict[str, Any] = {"type": "value_error", "loc": ["body", field] if field else ["body"], "msg": message}
+def _problem(field: str | None, message: str, value: Any = None, where: str = "body") -> ValidationError:
+    """A 422 in ninja's shape: `{"detail": [{"loc": [where, field], "msg": ..., "input": ...}]}`."""
+    entry: dict[str, Any] = {"type": "value_error", "loc": [where, field] if field else [where], "msg": message}
     if field is not None:
         entry["input"] = _json_safe(value)
     return ValidationError([entry])
+
+
+def no_regimen_problem(patient: m.Patient) -> ValidationError:
+    """A plan asked for a patient without a current regimen: names `patient_id`, the id and what to do."""
+    message = f"patient {patient.pk} has no current regimen: record one with POST /api/patients/{patient.pk}/regimens"
+    return _problem("patient_id", message, patient.pk, where="path")
+
+
+def plan_problem(exc: BenzotaperError, patient: m.Patient, sig: str, given: dict[str, Any]) -> ValidationError:
+    """The core's refusal of a plan: on the option it names, else on the patient whose regimen it concerns."""
+    field = _plan_field(str(exc), given)
+    if field is not None:
+        return _problem(field, str(exc), given.get(field))
+    message = f"no plan can be made from patient {patient.pk}'s current regimen {sig!r}: {exc}"
+    return _problem("patient_id", message, patient.pk, where="path")
 
 
 def _form_problem(form: Any, data: dict[str, Any]) -> ValidationError:
@@ -382,6 +404,11 @@ class TokenOut(Schema):
     name: str
     created: datetime
     last_used: datetime | None
+    expires: datetime = Field(description="the token is refused from then on (API_TOKEN_DAYS after creation)")
+
+    @staticmethod
+    def resolve_expires(obj: Any) -> datetime:
+        return obj["expires"] if isinstance(obj, dict) else token_expires(obj)
 
 
 class TokenCreated(TokenOut):
@@ -589,7 +616,7 @@ def create_plan(request: HttpRequest, patient_id: int, payload: PlanIn) -> Statu
     patient = patient_for(user, patient_id, write="plan")
     sig = services.current_sig(patient)
     if not sig:
-        raise _problem(None, "no current regimen: record one with POST /api/patients/{id}/regimens first")
+        raise no_regimen_problem(patient)
     data = {k: _text(v) for k, v in payload.model_dump().items() if k != "approve"}
     data["start"] = data["start"] or services.today().isoformat()
     form = f.PlanForm(data)
@@ -600,8 +627,7 @@ def create_plan(request: HttpRequest, patient_id: int, payload: PlanIn) -> Statu
     try:
         plan = services.build_plan(sig, options, events)
     except BenzotaperError as exc:
-        field = _plan_field(str(exc))
-        raise _problem(field, str(exc), payload.model_dump().get(field) if field else None) from None
+        raise plan_problem(exc, patient, sig, payload.model_dump()) from None
     plan_json = services.plan_payload(plan)
     if payload.approve:
         request.user = user  # views._approve records request.user as the approver
@@ -707,7 +733,8 @@ def create_token(request: HttpRequest, payload: TokenIn) -> Status[dict[str, Any
     """Create a bearer token for yourself (logged-in session only); the token is shown once, in this answer."""
     token = secrets.token_urlsafe(32)
     row = m.ApiToken.objects.create(user=_user(request), digest=token_digest(token), name=payload.name)
-    return Status(201, {"id": row.pk, "name": row.name, "created": row.created, "last_used": None, "token": token})
+    out = {"id": row.pk, "name": row.name, "created": row.created, "last_used": None, "expires": token_expires(row)}
+    return Status(201, {**out, "token": token})
 
 
 @api.get("/tokens", response=list[TokenOut], tags=["tokens"])

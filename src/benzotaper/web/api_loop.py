@@ -54,6 +54,7 @@ class WorkItem(Schema):
     patient_id: int
     patient: str
     kind: str = Field(description="sample_due, sample_overdue, replan_waiting, red_flag, missed_doses, step_starts")
+    label: str = Field(description="the kind in the user's language")
     urgency: int = Field(description="higher is more urgent; the list is sorted by it")
     text: str
     url: str
@@ -86,23 +87,21 @@ def get_fit(request: HttpRequest, patient_id: int) -> dict[str, Any]:
 @router.post("/patients/{patient_id}/plans/guided", response={200: dict[str, Any], 201: dict[str, Any]}, tags=["plans"])
 def guided_plan(request: HttpRequest, patient_id: int, payload: GuidedIn) -> Status[dict[str, Any]]:
     """A plan guided by this patient's levels, with the fast / this patient / slow comparison and sample dates."""
-    from benzotaper.web.api import _json_safe
+    from benzotaper.web.api import _json_safe, no_regimen_problem, plan_problem
     from benzotaper.web.loop_views import approve_guided
-    from benzotaper.web.views import _plan_field
 
     user = _user(request)
     patient = patient_for(user, patient_id, write="plan")
     require_clinician(user)
     if not services.current_sig(patient):
-        raise _problem(None, "no current regimen: record one with POST /api/patients/{id}/regimens first")
+        raise no_regimen_problem(patient)
     raw = payload.model_dump()
     options = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in raw.items() if k != "approve"}
     options["start"] = options["start"] or services.today().isoformat()
     try:
         plan, extra, stored = guided.build_guided(patient, options)
     except BenzotaperError as exc:
-        field = _plan_field(str(exc))
-        raise _problem(field, str(exc), raw.get(field) if field else None) from None
+        raise plan_problem(exc, patient, services.current_sig(patient), raw) from None
     payload_json = services.plan_payload(plan)
     base = {
         "comparison": _json_safe(extra["comparison"]),
@@ -113,19 +112,7 @@ def guided_plan(request: HttpRequest, patient_id: int, payload: GuidedIn) -> Sta
     if payload.approve:
         request.user = user
         record = approve_guided(request, patient, stored, payload_json)
-        return Status(
-            201,
-            {
-                "version": record.version,
-                "status": "approved",
-                "sig": record.sig,
-                "options": record.options,
-                "approved_by": user.get_username(),
-                "approved_at": record.approved_at.isoformat() if record.approved_at else None,
-                "plan": _json_safe(payload_json),
-                **base,
-            },
-        )
+        return Status(201, {**version_json(record, user), **base})
     draft = {
         "version": None,
         "status": "draft",
@@ -137,6 +124,21 @@ def guided_plan(request: HttpRequest, patient_id: int, payload: GuidedIn) -> Sta
         **base,
     }
     return Status(200, draft)
+
+
+def version_json(record: m.Plan, user: Any) -> dict[str, Any]:
+    """An approved plan version in the shape `GET .../plans/{version}` answers."""
+    from benzotaper.web.api import _json_safe
+
+    return {
+        "version": record.version,
+        "status": record.status,
+        "sig": record.sig,
+        "options": _json_safe(record.options),
+        "plan": _json_safe(record.plan),
+        "approved_by": user.get_username(),
+        "approved_at": record.approved_at.isoformat() if record.approved_at else None,
+    }
 
 
 @router.get("/patients/{patient_id}/replans", response=list[ReplanOut], tags=["plans"])
@@ -159,25 +161,12 @@ def _draft(request: HttpRequest, replan_id: int) -> tuple[m.Replan, m.Patient]:
 @router.post("/replans/{replan_id}/approve", response={201: dict[str, Any], 409: Conflict}, tags=["plans"])
 def approve_replan(request: HttpRequest, replan_id: int) -> Status[Any]:
     """Freeze the draft as the next plan version; 409 when it is no longer current (nothing is changed)."""
-    from benzotaper.web.api import _json_safe
-
     draft, patient = _draft(request, replan_id)
     try:
         record = replans.approve(draft.pk, patient, _user(request))
     except replans.ReplanConflict as exc:
         return Status(409, {"detail": str(exc)})
-    return Status(
-        201,
-        {
-            "version": record.version,
-            "status": record.status,
-            "sig": record.sig,
-            "options": _json_safe(record.options),
-            "plan": _json_safe(record.plan),
-            "approved_by": _user(request).get_username(),
-            "approved_at": record.approved_at.isoformat() if record.approved_at else None,
-        },
-    )
+    return Status(201, version_json(record, _user(request)))
 
 
 @router.post("/replans/{replan_id}/discard", response={200: ReplanOut, 409: Conflict}, tags=["plans"])

@@ -119,17 +119,7 @@ def _recent_score(patient: m.Patient) -> None:
     """Yesterday's CIWA-B in the moderate band (synthetic): the app drafts a re-plan for the clinician to review."""
     ciwa = services.instruments()["ciwa_b"]
     answers = {item.id: (2 if k < 4 else 1) for k, item in enumerate(ciwa.items)}  # 4 x 2 + 16 x 1 = 24
-    result = services.score_answers("ciwa_b", answers)
-    taken = timezone.make_aware(datetime.combine(services.today() - timedelta(days=1), time(10)))
-    m.Assessment.objects.create(
-        patient=patient,
-        instrument="ciwa_b",
-        taken_at=taken,
-        answers=answers,
-        total=result["total"],
-        band=result["band"],
-        source="synthetic",
-    )
+    _assessment(patient, "ciwa_b", answers, datetime.combine(services.today() - timedelta(days=1), time(10)))
 
 
 def _levels(patient: m.Patient, factor: float) -> None:
@@ -184,28 +174,23 @@ def _scores(patient: m.Patient) -> None:
     today = services.today()
     for week, level in enumerate((2, 2, 1, 1)):
         answers = {item.id: min(level, max(o.value for o in item.options)) for item in ciwa.items}
-        result = services.score_answers("ciwa_b", answers)
-        taken = timezone.make_aware(datetime.combine(today - timedelta(days=28 - 7 * week), time(10)))
-        m.Assessment.objects.create(
-            patient=patient,
-            instrument="ciwa_b",
-            taken_at=taken,
-            answers=answers,
-            total=result["total"],
-            band=result["band"],
-            source="synthetic",  # Assessment.source holds 12 characters (PostgreSQL enforces it)
-        )
+        _assessment(patient, "ciwa_b", answers, datetime.combine(today - timedelta(days=28 - 7 * week), time(10)))
     sds = instruments["sds"]
     answers = {item.id: max(o.value for o in item.options) - 1 for item in sds.items}
-    result = services.score_answers("sds", answers)
-    m.Assessment.objects.create(
+    _assessment(patient, "sds", answers, datetime.combine(today - timedelta(days=30), time(9)))
+
+
+def _assessment(patient: m.Patient, code: str, answers: dict[str, int], taken: datetime) -> m.Assessment:
+    """A scale result scored by the core, marked synthetic."""
+    result = services.score_answers(code, answers)
+    return m.Assessment.objects.create(
         patient=patient,
-        instrument="sds",
-        taken_at=timezone.make_aware(datetime.combine(today - timedelta(days=30), time(9))),
+        instrument=code,
+        taken_at=timezone.make_aware(taken),
         answers=answers,
         total=result["total"],
         band=result["band"],
-        source="synthetic",
+        source="synthetic",  # Assessment.source holds 12 characters (PostgreSQL enforces it)
     )
 
 

@@ -202,6 +202,21 @@ class HoldForm(forms.ModelForm):
         widgets = {"day": DATE}
 
 
+def _market_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        label=_("products of"), required=False, choices=[("", _("any")), ("UK", "UK"), ("US", "US"), ("PL", "PL")]
+    )
+
+
+def _override_field() -> forms.CharField:
+    return forms.CharField(label=_("clinician's reason to lift the rate limit"), required=False, max_length=300)
+
+
+def json_options(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """Cleaned form choices as JSON-safe plan options (dates as ISO text, empty ones left out)."""
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in cleaned.items() if v not in (None, "")}
+
+
 class PlanForm(forms.Form):
     """The plan builder's choices; the core checks them (rate limits, override reasons, deadlines)."""
 
@@ -223,17 +238,12 @@ class PlanForm(forms.Form):
     interval_days = forms.IntegerField(label=_("days between reductions"), required=False, min_value=1, max_value=90)
     fraction = forms.FloatField(label=_("reduction fraction (e.g. 0.1)"), required=False, min_value=0.01, max_value=0.5)
     end_by = forms.DateField(label=_("finish by"), widget=DATE, required=False)
-    market = forms.ChoiceField(
-        label=_("products of"), required=False, choices=[("", _("any")), ("UK", "UK"), ("US", "US"), ("PL", "PL")]
-    )
-    override_reason = forms.CharField(
-        label=_("clinician's reason to lift the rate limit"), required=False, max_length=300
-    )
+    market = _market_field()
+    override_reason = _override_field()
 
     def options(self) -> dict[str, Any]:
         """The cleaned choices as JSON-safe plan options."""
-        d = self.cleaned_data
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items() if v not in (None, "")}
+        return json_options(self.cleaned_data)
 
 
 class DoseForm(forms.Form):
@@ -279,14 +289,9 @@ class GuidedPlanForm(forms.Form):
     strategy = forms.ChoiceField(
         label=_("preset after a switch"), choices=[(s, s) for s in services.STRATEGIES], initial="ashton"
     )
-    market = forms.ChoiceField(
-        label=_("products of"), required=False, choices=[("", _("any")), ("UK", "UK"), ("US", "US"), ("PL", "PL")]
-    )
-    override_reason = forms.CharField(
-        label=_("clinician's reason to lift the rate limit"), required=False, max_length=300
-    )
+    market = _market_field()
+    override_reason = _override_field()
 
     def options(self) -> dict[str, Any]:
         """The cleaned choices as JSON-safe plan options (the weekly fall in percent)."""
-        d = self.cleaned_data
-        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items() if v not in (None, "")}
+        return json_options(self.cleaned_data)

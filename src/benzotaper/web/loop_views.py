@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -47,7 +48,7 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
         try:
             plan, extra, options = guided.build_guided(patient, form.options())
         except BenzotaperError as exc:
-            form.add_error(_plan_field(str(exc)), str(exc))
+            form.add_error(_plan_field(str(exc), form.fields), str(exc))
             return render(request, "web/guided_builder.html", context)
         payload = services.plan_payload(plan)
         if request.POST.get("action") == "approve":
@@ -114,6 +115,13 @@ def replan_detail(request: HttpRequest, pid: int, rid: int) -> HttpResponse:
         "plan": draft.plan,
     }
     return render(request, "web/replan.html", context)
+
+
+@login_required
+def sources_page(request: HttpRequest) -> HttpResponse:
+    """The knowledge base's bibliography: what each source key on a page stands for."""
+    rows = sorted(services.knowledge().sources.items())
+    return render(request, "web/sources.html", {"sources": rows})
 
 
 @clinician

@@ -90,7 +90,9 @@ def draft_after(instance: Any) -> m.Replan | None:
         return None
     trigger, event = found
     if event is not None and event.day < services.today():
-        event = replace(event, day=services.today())  # recorded late: the hold starts now; the past stays as it was
+        # Recorded late: the hold starts today; the days already taken stay as they were.
+        late = f"{event.kind} of {event.day}, applied from the day it was recorded"
+        event = replace(event, day=services.today(), note="; ".join(x for x in (event.note, late) if x))
     try:
         new, options = replanned(patient, record, trigger, event)
     except BenzotaperError as exc:
@@ -103,7 +105,9 @@ def draft_after(instance: Any) -> m.Replan | None:
     if not changes:
         return None
     reason = f"{trigger['text']}: {changes[0]['rule']}"
-    m.Replan.objects.filter(patient=patient, status="waiting").update(status="superseded")
+    for older in m.Replan.objects.filter(patient=patient, status="waiting"):
+        older.status = "superseded"
+        older.save(update_fields=["status"])  # one by one, so each gets its audit entry (a queryset update gets none)
     return m.Replan.objects.create(
         patient=patient,
         based_on_version=record.version,

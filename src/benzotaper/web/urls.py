@@ -10,6 +10,8 @@ from benzotaper.web.api import api
 from benzotaper.web.fhir_http import fhir_api
 from benzotaper.web.security import ThrottledLoginView
 
+handler404 = "benzotaper.web.views.not_found"  # JSON under /api/, Django's page elsewhere
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", views.home, name="home"),
@@ -30,6 +32,7 @@ urlpatterns = [
     path("patients/<int:pid>/plan/guided/", loop_views.guided_builder, name="guided_builder"),
     path("patients/<int:pid>/replans/<int:rid>/", loop_views.replan_detail, name="replan"),
     path("worklist/", loop_views.worklist_page, name="worklist"),
+    path("sources/", loop_views.sources_page, name="sources"),
     path("patients/<int:pid>/plans/<int:version>/", views.plan_detail, name="plan_detail"),
     path("patients/<int:pid>/plans/<int:version>/<str:kind>", views.plan_file, name="plan_file"),
     path("patients/<int:pid>/audit/", views.audit_trail, name="audit"),

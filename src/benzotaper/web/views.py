@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -12,12 +13,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Max, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django.views.defaults import page_not_found
 
 from benzotaper.errors import BenzotaperError
 from benzotaper.web import forms as f
@@ -45,6 +47,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness and database check for load balancers and the serve command."""
     m.CareTeam.objects.exists()
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """404: under /api/ in the API's JSON shape (a path no route matches, e.g. a non-numeric id), else Django's."""
+    if request.path.startswith("/api/"):
+        detail = f"no API route for {request.method} {request.path}; ids are numbers, routes are listed at /api/docs"
+        return JsonResponse({"detail": detail}, status=404)
+    return page_not_found(request, exception or Http404())
 
 
 @login_required
@@ -273,7 +283,7 @@ def plan_builder(request: HttpRequest, pid: int) -> HttpResponse:
         try:
             plan = services.build_plan(sig, options, events)
         except BenzotaperError as exc:
-            form.add_error(_plan_field(str(exc)), str(exc))
+            form.add_error(_plan_field(str(exc), form.fields), str(exc))
             return render(request, "web/plan_builder.html", context)
         payload = services.plan_payload(plan)
         if request.POST.get("action") == "approve":
@@ -284,15 +294,26 @@ def plan_builder(request: HttpRequest, pid: int) -> HttpResponse:
     return render(request, "web/plan_builder.html", context)
 
 
-# Core plan messages that name an option in words of their own, by the form field they concern.
-_PLAN_FIELD_WORDS = {"override_reason": ("override of the safety limits",), "end_by": ("ends by",)}
+# Core plan messages that name an option in words of their own (or by the CLI flag it maps to), by field.
+_PLAN_FIELD_WORDS = {
+    "override_reason": ("override of the safety limits",),
+    "end_by": ("ends by",),
+    "level_fall": ("faster fall",),
+    "start": ("the plan starts", "--since", "before the samples"),
+    "switch": ("no product allows the next guided step",),
+}
+_PLAN_FIELDS = ("override_reason", "end_by", "fraction", "interval_days", "level_fall", "strategy", "to", "switch",
+                "market", "start")
 
 
-def _plan_field(message: str) -> str | None:
-    """The plan option a core message is about (its name, its words or its CLI flag), else None."""
-    for field in ("override_reason", "end_by", "fraction", "interval_days", "strategy", "to", "switch", "market"):
-        names = (field, field.replace("_", " "), f"--{field.replace('_', '-')}", *_PLAN_FIELD_WORDS.get(field, ()))
-        if any(name in message for name in names):
+def _plan_field(message: str, fields: Any = None) -> str | None:
+    """The plan option (of `fields`, default all) a core message names as a word, in its words or by flag."""
+    for field in _PLAN_FIELDS:
+        if fields is not None and field not in fields:
+            continue
+        names = {field, field.replace("_", " "), f"--{field.replace('_', '-')}"} - {"to", "start"}  # common words
+        names.update(_PLAN_FIELD_WORDS.get(field, ()))
+        if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", message) for name in names):
             return field
     return None
 

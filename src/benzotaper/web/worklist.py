@@ -15,6 +15,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from benzotaper.web import models as m
 from benzotaper.web import services
@@ -29,6 +30,14 @@ URGENCY = {
     "step_starts": 30,
 }
 DUE_AHEAD_DAYS = 7
+LABELS = {
+    "red_flag": _lazy("red flag"),
+    "sample_overdue": _lazy("sample overdue"),
+    "replan_waiting": _lazy("re-plan waiting"),
+    "missed_doses": _lazy("missed doses"),
+    "sample_due": _lazy("sample due"),
+    "step_starts": _lazy("step starts"),
+}
 
 
 def _item(patient: m.Patient, kind: str, text: str, url: str, urgency: int | None = None) -> dict[str, Any]:
@@ -36,6 +45,7 @@ def _item(patient: m.Patient, kind: str, text: str, url: str, urgency: int | Non
         "patient_id": patient.pk,
         "patient": patient.name,
         "kind": kind,
+        "label": str(LABELS[kind]),
         "urgency": URGENCY[kind] if urgency is None else urgency,
         "text": text,
         "url": url,
