@@ -151,9 +151,16 @@ CSRF_COOKIE_SECURE = _HTTPS
 SECURE_SSL_REDIRECT = _HTTPS
 SECURE_HSTS_SECONDS = 31536000 if _HTTPS else 0
 
-# Failed logins: after LOGIN_MAX_FAILURES for one user name within LOGIN_LOCK_SECONDS, logins pause.
+# Failed logins: after LOGIN_MAX_FAILURES for one user name, or LOGIN_MAX_FAILURES_PER_ADDRESS from one client
+# address (any user names: guessing across accounts), within LOGIN_LOCK_SECONDS, logins pause. The address is
+# REMOTE_ADDR, or the last X-Forwarded-For entry when the request comes from a proxy on this machine.
 LOGIN_MAX_FAILURES = 5
+LOGIN_MAX_FAILURES_PER_ADDRESS = 20
 LOGIN_LOCK_SECONDS = 15 * 60
+LOGIN_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+
+# API bearer tokens stop working this many days after they were created (make a new one, revoke the old).
+API_TOKEN_DAYS = 90
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("pl", "Polski")]
