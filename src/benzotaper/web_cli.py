@@ -91,7 +91,7 @@ def restore_command(
     """Restore the clinic's database from a backup (refuses a database with records unless --force)."""
     from benzotaper.web import backup
 
-    contents = _guard(lambda: backup.inspect(file))
+    contents = _guard(lambda: backup.inspect(file, backup.clinic_engine()))
     if not json_out:
         out.print(
             f"{file} ({contents.engine}) holds " + backup.describe(contents.counts), highlight=False, soft_wrap=True

@@ -69,6 +69,11 @@ def clinic_database() -> dict[str, Any]:
     return dict(connections["default"].settings_dict)
 
 
+def clinic_engine() -> str:
+    """The engine of the clinic's database: 'sqlite' or 'postgresql'."""
+    return engine_of(clinic_database())
+
+
 def engine_of(db: dict[str, Any]) -> str:
     """'sqlite' or 'postgresql' for Django database settings."""
     return ENGINES[str(db["ENGINE"]).rsplit(".", 1)[-1]]
@@ -149,13 +154,21 @@ def _report(path: Path, contents: Contents, seconds: float) -> dict[str, Any]:
 # --- what a backup holds ------------------------------------------------------------------------------
 
 
-def inspect(path: Path) -> Contents:
-    """Read a backup file through: its engine, rows per table and migrations; a clear error if it is not one."""
+def inspect(path: Path, engine: str | None = None) -> Contents:
+    """Read a backup file through: its engine, rows per table and migrations; refused if not of `engine`."""
+    kind = file_engine(path)
+    if engine is not None:
+        _refuse_mismatch(path, kind, engine)
+    return _inspect_sqlite(path) if kind == "sqlite" else _inspect_pg(path)
+
+
+def file_engine(path: Path) -> str:
+    """'sqlite' or 'postgresql' from the file's first bytes; a clear error for anything else."""
     magic = _magic(path)
     if magic.startswith(SQLITE_MAGIC):
-        return _inspect_sqlite(path)
+        return "sqlite"
     if magic.startswith(PG_MAGIC):
-        return _inspect_pg(path)
+        return "postgresql"
     raise BackupError(
         f"backup FILE {str(path)!r} is not a benzotaper backup "
         "(accepted: a SQLite database or a pg_dump custom-format archive made by `benzotaper backup`)"
@@ -239,8 +252,8 @@ def restore(path: Path, force: bool, contents: Contents | None = None) -> dict[s
     db = clinic_database()
     engine = engine_of(db)
     source = path.expanduser().resolve()
-    contents = contents or inspect(source)
-    _refuse_mismatch(path, contents, engine)
+    contents = contents or inspect(source, engine)
+    _refuse_mismatch(path, contents.engine, engine)
     _refuse_newer(path, contents)
     existing = record_counts()
     if not force and any(existing.values()):
@@ -262,13 +275,13 @@ def restore(path: Path, force: bool, contents: Contents | None = None) -> dict[s
     return report
 
 
-def _refuse_mismatch(path: Path, contents: Contents, engine: str) -> None:
-    if contents.engine == engine:
+def _refuse_mismatch(path: Path, kind: str, engine: str) -> None:
+    if kind == engine:
         return
     uses = "PostgreSQL (DATABASE_URL is set)" if engine == "postgresql" else "SQLite (DATABASE_URL is not set)"
     raise BackupError(
-        f"backup FILE {str(path)!r} is a {contents.engine} backup but this clinic uses {uses}; "
-        f"restore it into a clinic on {contents.engine}"
+        f"backup FILE {str(path)!r} is a {kind} backup but this clinic uses {uses}; "
+        f"restore it into a clinic on {kind}"
     )
 
 
