@@ -262,9 +262,10 @@ class AuditEntry(models.Model):
 
 
 class LoginFailure(models.Model):
-    """A failed login, kept to throttle guessing (user name only; no password)."""
+    """A failed login, kept to throttle guessing per account and per client address (never the password)."""
 
     username = models.CharField(max_length=150, db_index=True)
+    address = models.CharField(max_length=45, blank=True, db_index=True)
     at = models.DateTimeField(auto_now_add=True)
 
 
@@ -276,3 +277,21 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=80, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True)
+
+
+class IdempotencyKey(models.Model):
+    """A client's key for one write, with the answer it got, so a resend records once and answers the same."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=400)
+    body_sha256 = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField()
+    location = models.CharField(max_length=400, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")]
