@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "benzotaper.web.audit.AuditUserMiddleware",
+    "benzotaper.web.idempotency.IdempotencyMiddleware",  # after auth: keys are per user
 ]
 
 ROOT_URLCONF = "benzotaper.web.urls"
