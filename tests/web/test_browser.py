@@ -161,9 +161,9 @@ def test_clinician_builds_a_plan_and_patient_keeps_the_diary(
     doc = _open(browser, viewport={"width": 1280, "height": 900})
     page = doc.page
 
-    # Log in through the form: the clinician lands on the patient list.
+    # Log in through the form: the clinician lands on the worklist.
     _login(doc, base, "e2e-doctor")
-    assert page.url.endswith("/patients/")
+    assert page.url.endswith("/worklist/")
 
     # A new patient, then straight to the regimen form.
     page.click("header nav >> text=New patient")

@@ -286,8 +286,9 @@ def test_the_worklist_speaks_polish(clinic: Clinic, fast: m.Patient) -> None:
     assert "Lista zadań na dziś" in html and "zmiana planu czeka" in html
 
 
-def _level(client: Client, pid: int, value: str, unit: str, days_ago: int = 0) -> Any:
-    at = datetime.combine(services.today() - timedelta(days=days_ago), time(7, 55))
+def _level(client: Client, pid: int, value: str, unit: str, days_ago: int = 1) -> Any:
+    # Yesterday before the evening dose: in the past whatever the time of day the test runs.
+    at = datetime.combine(services.today() - timedelta(days=days_ago), time(19, 55))
     body = {"analyte": "alprazolam", "sampled_at": at.isoformat(), "value": value, "unit": unit}
     return client.post(f"/api/patients/{pid}/levels", body, content_type="application/json")
 

@@ -23,7 +23,7 @@ router = Router()
 
 class GuidedIn(Schema):
     start: date | None = Field(None, description="first day of the plan (default today)")
-    level_fall: float = Field(5.0, ge=0.5, le=25, description="target fall of the trough per week, percent")
+    level_fall: float = Field(5.0, ge=2.5, le=25, description="target fall of the trough per week, percent")
     trajectory: Literal["occupancy", "level"] = Field("occupancy", description="guide the occupancy or the level")
     switch: Literal["later", "none", "auto"] = Field(
         "later", description="later: keep the drug, switch to diazepam only when its tablets get too coarse"

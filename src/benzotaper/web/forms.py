@@ -270,7 +270,7 @@ class GuidedPlanForm(forms.Form):
     start = forms.DateField(label=_("first day"), widget=DATE)
     level_fall = forms.FloatField(
         label=_("target fall per week (%)"),
-        min_value=0.5,
+        min_value=2.5,
         max_value=25,
         initial=5,
         help_text=_("how fast this patient's trough level (or occupancy) should fall"),

@@ -44,8 +44,8 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith("/api/docs"):
-            response.headers.setdefault("Content-Security-Policy", CSP)
+        # /api/docs too: ninja's Swagger UI loads its scripts from files and reads its settings from JSON.
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
 
@@ -66,22 +66,39 @@ class UserLanguageMiddleware:
         return response
 
 
-def _recent_failures(username: str) -> int:
+def client_address(request: HttpRequest | None) -> str:
+    """The client's address: REMOTE_ADDR, or the address a proxy on this machine appended to X-Forwarded-For."""
+    if request is None:
+        return ""
+    remote = str(request.META.get("REMOTE_ADDR", ""))
+    forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+    if forwarded and remote in settings.LOGIN_TRUSTED_PROXIES:
+        return forwarded.split(",")[-1].strip()[:45]
+    return remote[:45]
+
+
+def _recent_failures(**match: str) -> int:
     from benzotaper.web.models import LoginFailure
 
     since = timezone.now() - timedelta(seconds=settings.LOGIN_LOCK_SECONDS)
-    return LoginFailure.objects.filter(username=username.lower(), at__gte=since).count()
+    return LoginFailure.objects.filter(at__gte=since, **match).count()
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
-    """Refuses a user name after too many recent failures, before the password is even checked."""
+    """Refuses an address or a user name after too many recent failures, before the password is even checked."""
 
     def clean(self) -> dict[str, object]:
         from benzotaper.web.models import LoginFailure
 
         username = (self.cleaned_data.get("username") or "").strip()
-        if username and _recent_failures(username) >= settings.LOGIN_MAX_FAILURES:
-            minutes = settings.LOGIN_LOCK_SECONDS // 60
+        address = client_address(self.request)
+        minutes = settings.LOGIN_LOCK_SECONDS // 60
+        if address and _recent_failures(address=address) >= settings.LOGIN_MAX_FAILURES_PER_ADDRESS:
+            raise ValidationError(
+                _("Too many failed logins from this address. Try again in %(minutes)d minutes.") % {"minutes": minutes},
+                code="throttled",
+            )
+        if username and _recent_failures(username=username.lower()) >= settings.LOGIN_MAX_FAILURES:
             raise ValidationError(
                 _("Too many failed logins for this account. Try again in %(minutes)d minutes.") % {"minutes": minutes},
                 code="throttled",
@@ -90,7 +107,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             return super().clean()
         except ValidationError:
             if username:
-                LoginFailure.objects.create(username=username.lower())
+                LoginFailure.objects.create(username=username.lower(), address=address)
             raise
 
 
