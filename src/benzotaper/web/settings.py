@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "benzotaper.web.security.SecurityHeadersMiddleware",
+    "benzotaper.web.nul_guard.NulGuardMiddleware",  # before sessions: PostgreSQL text cannot hold NUL
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
