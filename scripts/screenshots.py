@@ -11,6 +11,10 @@ with `bash scripts/install-chromium.sh`, never `playwright install`) and saves:
   plan-builder.png     the plan builder with a plan shown (chart and first steps; top 1500 px)
   plan-approved.png    the plan just approved as a new version (top 1500 px)
   diary-phone.png      the patient's diary on a 390 x 844 phone screen, full length
+  worklist.png         the clinician's worklist (where a clinician lands after logging in)
+  fit.png              this patient's model on the patient page (fit, eliminator, samples, next sample)
+  replan.png           a re-plan drafted after a CIWA-B, beside the approved version, waiting for approval
+  guided-comparison.png  the plan guided by this patient's levels, with the fixed-against-guided side-by-side
 
 Console errors and Content-Security-Policy violations seen on each page are printed; the exit status is
 1 when there were any. Usage: .venv/bin/python scripts/screenshots.py [--out DIR] [--url URL]
@@ -152,6 +156,17 @@ class Shooter:
         )
 
 
+    def shot_element(self, page: Any, selector: str, name: str) -> None:
+        """Save NAME.png: one element of the page (e.g. a card)."""
+        path = self.out / f"{name}.png"
+        page.locator(selector).screenshot(path=str(path))
+        found = self._errors + [f"CSP: {v}" for v in page.evaluate("window.__csp || []")]
+        self._errors = []
+        self.problems[name] = found
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"{shown}" + (f"  PROBLEMS: {found}" if found else ""))
+
+
 def demo_password() -> str:
     """DEMO_PASSWORD from benzotaper/web/demo.py, read without importing Django."""
     import ast
@@ -180,6 +195,8 @@ def run(base: str, out: Path, chromium: str) -> int:
         anon.context.close()
 
         page = s.context(password, "demo-clinician", viewport=DESKTOP)
+        page.goto(f"{base}/worklist/")
+        s.shot(page, "worklist")
         page.goto(f"{base}/patients/")
         s.shot(page, "patient-list")
 
@@ -187,6 +204,17 @@ def run(base: str, out: Path, chromium: str) -> int:
             page.click(f"table.list a:has-text('{PATIENT}')")
         patient_url = page.url.rstrip("/")
         s.shot(page, "patient", full_page=True)
+        s.shot_element(page, "#fit", "fit")
+
+        with page.expect_navigation():  # before any new plan: an approval elsewhere would make it stale
+            page.click("#replans a")
+        s.shot(page, "replan", max_height=1500)
+
+        page.goto(f"{patient_url}/plan/guided/")
+        with page.expect_navigation():
+            page.click("button[name=action][value=preview]")
+        page.locator("#comparison").wait_for()
+        s.shot(page, "guided-comparison", max_height=1800)
 
         page.goto(f"{patient_url}/regimen/")
         page.fill("#id_sig", "alprazolam 0.5 mg mane + 1 mg nocte")

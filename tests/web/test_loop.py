@@ -312,3 +312,14 @@ def test_a_refused_level_names_the_field_saves_nothing_and_drafts_nothing(clinic
     assert implausible.status_code == 422 and "value" in str(implausible.json()["detail"])
     assert m.Level.objects.filter(patient=fast).count() == levels
     assert client.get(f"/api/patients/{fast.pk}/replans").json() == []
+
+
+def test_the_demo_clinic_has_guided_plans_and_one_current_replan_to_review(db: Any) -> None:
+    from benzotaper.web.demo import load_demo
+
+    load_demo()
+    plans = m.Plan.objects.filter(status="approved", version=1)
+    assert plans.count() == 2 and all("guided" in p.options for p in plans)
+    drafts = list(m.Replan.objects.filter(status="waiting"))
+    assert len(drafts) == 1 and "CIWA-B 24" in drafts[0].reason
+    assert replans.stale_reason(drafts[0]) is None  # drafted last: nothing changed after it

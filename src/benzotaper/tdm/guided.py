@@ -222,7 +222,8 @@ def _choose(guide: Guide, history: History, slots: Slots, current: float, anchor
         dose = float(np.clip((target - free[end]) / max(unit[end], 1e-12), 0.0, current))
         least = _min_dose(guide, free, unit, end, current, s0)
         rule = (
-            f"serum-guided ({traj.kind}): predicted trough {free[_WEEK]:.0f} ng/mL now, target {target:.0f} ng/mL on "
+            f"serum-guided ({traj.kind}): predicted diazepam-equivalent trough {free[_WEEK]:.0f} ng/mL now, target "
+            f"{target:.0f} ng/mL on "
             f"{day0 + timedelta(days=n)} (fall {traj.weekly(target_q, s0):.1%}/week of the "
             f"{'trough level' if traj.kind == 'level' else 'predicted occupancy'})"
         )

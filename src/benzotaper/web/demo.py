@@ -55,10 +55,8 @@ def load_demo() -> dict[str, Any]:
             for i, (case, name, factor, country, risk) in enumerate(PEOPLE):
                 if m.Patient.objects.filter(team=team, name=name).exists():
                     continue
-                patient = _patient(team, case, name, factor, country, risk)
-                if i == 1:
-                    patient.user = _user("demo-patient", "patient", None)
-                    patient.save()
+                login = _user("demo-patient", "patient", None) if i == 1 else None
+                _patient(team, case, name, factor, country, risk, login)
                 created.append(name)
     return {
         "team": team.name,
@@ -68,7 +66,10 @@ def load_demo() -> dict[str, Any]:
     }
 
 
-def _patient(team: m.CareTeam, case: str, name: str, factor: float, country: str, risk: dict[str, Any]) -> m.Patient:
+def _patient(
+    team: m.CareTeam, case: str, name: str, factor: float, country: str, risk: dict[str, Any], login: User | None
+) -> m.Patient:
+    """One worked case as a patient; `login` is set at creation, so the re-plan drafted last stays current."""
     raw = yaml.safe_load((CASES / case).read_text(encoding="utf-8"))
     person = raw.get("patient", {})
     ind = raw.get("indication") or {}
@@ -83,6 +84,7 @@ def _patient(team: m.CareTeam, case: str, name: str, factor: float, country: str
         indication_since=ind.get("since"),
         indication_symptoms=", ".join(ind.get("symptoms", [])),
         risk=risk,
+        user=login,
     )
     for course in raw["bzd_history"]:
         sig = f"{course['drug']} {course['dose']}"
