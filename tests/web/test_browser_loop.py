@@ -1,12 +1,13 @@
-"""The ward loop end to end in headless Chromium: levels -> fit -> guided plan -> approve -> CIWA-B -> re-plan -> diary.
+"""The ward loop end to end in headless Chromium: register -> levels -> fit -> guided plan -> CIWA-B -> re-plan.
 
-A clinician records three trough levels of a patient on alprazolam 2 mg tds through the level form. The
-troughs, 12.3 ng/mL, come from the hand calculation in tests/web/test_loop.py (one-compartment model, twice
-the typical clearance), so the patient page must call this patient a `fast` eliminator and draw the forecast
-band. The clinician builds the plan guided by these levels (the side-by-side against a fast and a slow
-eliminator shown), approves it, records a CIWA-B of 40 (20 items x 2: the moderate band, a hold), finds the
-re-plan on the worklist, approves it after reading what changes, and the patient's phone diary then lists the
-doses of the approved re-plan for today. Every page is watched for console errors and CSP violations.
+A clinician registers a patient and the regimen (alprazolam 2 mg tds) through the forms and records three
+trough levels through the level form. The troughs, 12.3 ng/mL, come from the hand calculation in
+tests/web/test_loop.py (one-compartment model, twice the typical clearance), so the patient page must call
+this patient a `fast` eliminator and draw the forecast band. The clinician builds the plan guided by these
+levels (the side-by-side against a fast and a slow eliminator shown), approves it, records a CIWA-B of 40
+(20 items x 2: the moderate band, a hold), finds the re-plan on the worklist, approves it after reading what
+changes, and the patient's phone diary then lists the doses of the approved re-plan for today. Every page
+is watched for console errors and CSP violations.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from django.core.cache import cache
 
 from benzotaper.web import models as m
 from benzotaper.web import services
-from benzotaper.web.audit import acting_as
 from tests.web.conftest import make_user
 from tests.web.test_browser import PHONE, _chart_traces, _login, _open, _submit, browser
 from tests.web.test_loop import SIG, trough_ng_ml
@@ -33,21 +33,29 @@ TROUGH = round(trough_ng_ml(2.0), 1)  # 12.3 ng/mL: twice the typical clearance
 
 @pytest.fixture
 def ward(transactional_db: Any) -> dict[str, Any]:
-    """A ward clinician and a patient with a phone login, on alprazolam 2 mg tds for a week, no levels yet."""
+    """A ward clinician of the detox ward and a phone login for the patient they will register."""
     cache.clear()
     team = m.CareTeam.objects.create(name="Detox ward")
-    doctor = make_user("ward-doctor", "clinician", team)
-    phone_user = make_user("ward-patient", "patient")
-    with acting_as(doctor):
-        patient = m.Patient.objects.create(team=team, name="Fay Fast", birth_year=1975, country="GB", user=phone_user)
-        m.Regimen.objects.create(
-            patient=patient,
-            sig=SIG,
-            start=services.today() - timedelta(days=7),
-            parsed={"drugs": [{"drug": "alprazolam"}]},
-            daily_de_mg=120.0,
-        )
-    return {"doctor": doctor, "patient": patient}
+    return {"doctor": make_user("ward-doctor", "clinician", team), "phone": make_user("ward-patient", "patient")}
+
+
+def _register(page: Any, base: str) -> int:
+    """A new patient through the form, then the regimen (read back before saving): alprazolam 2 mg tds."""
+    page.click("header nav >> text=New patient")
+    page.select_option("#id_team", label="Detox ward")
+    page.fill("#id_name", "Fay Fast")
+    page.fill("#id_birth_year", "1975")
+    page.fill("#id_country", "GB")
+    _submit(page, "main form button[type=submit]")
+    page.wait_for_url(re.compile(r"/patients/\d+/regimen/$"))
+    pid = int(re.search(r"/patients/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
+    page.fill("#id_sig", SIG)
+    page.fill("#id_start", (services.today() - timedelta(days=7)).isoformat())
+    _submit(page, "button[name=action][value=preview]")
+    assert "alprazolam" in page.inner_text("#preview").lower()
+    _submit(page, "#preview button[name=action][value=save]")
+    page.wait_for_url(f"{base}/patients/{pid}/")
+    return pid
 
 
 def _record_trough(page: Any, base: str, pid: int, days_ago: int) -> None:
@@ -64,11 +72,14 @@ def _record_trough(page: Any, base: str, pid: int, days_ago: int) -> None:
 
 
 def test_the_ward_runs_the_whole_loop_in_the_browser(browser: Any, live_server: Any, ward: dict[str, Any]) -> None:
-    base, pid = live_server.url, ward["patient"].pk
+    base = live_server.url
     doc = _open(browser, viewport={"width": 1280, "height": 900})
     page = doc.page
     _login(doc, base, "ward-doctor")
     assert page.url.endswith("/worklist/")
+    pid = _register(page, base)
+    patient = m.Patient.objects.get(pk=pid)
+    assert services.current_sig(patient) == SIG
 
     # Three troughs, then this patient's model on the patient page.
     for days_ago in (3, 2, 1):
@@ -119,11 +130,13 @@ def test_the_ward_runs_the_whole_loop_in_the_browser(browser: Any, live_server: 
     assert page.locator("#changes tbody tr").count() >= 1
     _submit(page, "#approve-replan")
     page.wait_for_url(f"{base}/patients/{pid}/plans/2/")
-    second = services.approved_plan(ward["patient"])
+    second = services.approved_plan(patient)
     assert second is not None and second.version == 2
     assert doc.problems() == [], "console errors or CSP violations on the clinician's pages"
 
     # The patient's phone diary lists today's doses of the approved re-plan.
+    patient.user = ward["phone"]
+    patient.save()
     today = services.step_on(second.plan, services.today())
     assert today is not None and today["doses"]
     me = _open(browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
