@@ -95,3 +95,18 @@ def test_as_needed_doses_are_simulated_only_when_asked(knowledge: Knowledge) -> 
 def test_the_scheduled_dose_times_are_clock_times(knowledge: Knowledge) -> None:
     (r,) = parse_regimens("diazepam 5 mg nocte", knowledge, START)
     assert r.doses[0].at == time(22, 0)
+
+
+@pytest.mark.parametrize("sig", ["diazepam 2 nan", "diazepam -1 nan"])
+def test_a_dose_that_is_not_a_mass_is_a_unit_error_naming_it_and_the_accepted_forms(
+    knowledge: Knowledge, sig: str
+) -> None:
+    # Issue 19: these gave a units-library message and a bare ValueError.
+    with pytest.raises(UnitError, match=r"dose '.*nan' is not a mass; expected '0\.5 mg'"):
+        parse_regimens(sig, knowledge, datetime(2026, 1, 1))
+
+
+def test_a_dose_of_a_billion_mg_is_refused_as_implausible_not_misread(knowledge: Knowledge) -> None:
+    # Issue 19: "1e9" was read as "1e" ("dose '1e' is not a mass").
+    with pytest.raises(ImplausibleValueError, match=r"1e\+09 mg at 08:00.*at most 400 mg for diazepam"):
+        parse_regimens("diazepam 1e9 mg tds", knowledge, datetime(2026, 1, 1))

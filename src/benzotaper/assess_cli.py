@@ -6,7 +6,11 @@ Registered on the shared Typer app when cli.py imports this module. Bad input: o
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import re
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,12 +19,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from benzotaper.assess.instruments import Score, Trend, score, trend
+from benzotaper.assess.instruments import Score, Trend, score, shown, trend
 from benzotaper.clitools import JsonOpt, _emit, _guard, app, out
 from benzotaper.errors import AssessmentError
 from benzotaper.knowledge.instruments import Cutoff, Instrument, load_instruments
 
 InstrumentArg = Annotated[str, typer.Argument(help="ciwa-b, bwsq or sds")]
+SCORE_COLUMNS = ("date", "score")  # the header of a scores file, in any order and case
+WHOLE = re.compile(r"[+-]?[0-9]{1,18}")  # ASCII digits only: int() would also read '1_0' or other scripts' digits
 
 
 def find_instrument(name: str) -> Instrument:
@@ -35,39 +41,118 @@ def find_instrument(name: str) -> Instrument:
 
 def read_answers(path: Path) -> Any:
     """The answers file: JSON, a list of item scores in item order or an object keyed by item id."""
+    return read_json_file(path, "answers")
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """A JSON file (UTF-8, a BOM allowed), or an AssessmentError naming the file, the place and the problem.
+
+    Stricter than `json.loads`: a key given twice in one object, NaN or Infinity, a number too large for a float
+    and nesting too deep to read are refused rather than read silently or left to crash.
+    """
+    text = _read_text(path, what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AssessmentError(f"cannot read answers file {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text)
+        return json.loads(
+            text,
+            object_pairs_hook=lambda pairs: _unique_keys(path.name, pairs),
+            parse_constant=lambda name: _refuse_constant(path.name, name),
+            parse_float=lambda digits: _finite(path.name, digits),
+            parse_int=lambda digits: _whole(path.name, digits),
+        )
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise AssessmentError(f"{path.name}: not valid JSON ({exc.msg}, {where})") from None
+    except RecursionError:
+        raise AssessmentError(f"{path.name}: JSON nested too deeply to read; give a flat object or list") from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AssessmentError(f"cannot read {what} file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AssessmentError(
+            f"{path.name}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def _unique_keys(name: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise AssessmentError(f"{name}: key {shown(key)} is given twice in one object; give each key once")
+        out[key] = value
+    return out
+
+
+def _refuse_constant(name: str, constant: str) -> None:
+    raise AssessmentError(f"{name}: {constant} is not a JSON number; give a finite number")
+
+
+def _finite(name: str, digits: str) -> float:
+    value = float(digits)
+    if not math.isfinite(value):
+        raise AssessmentError(f"{name}: the number {shown(digits)} is too large; give a finite number")
+    return value
+
+
+def _whole(name: str, digits: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise AssessmentError(f"{name}: a whole number of {len(digits)} digits is too long (at most {limit} digits)")
+    return int(digits)
 
 
 def read_scores(path: Path, instrument: Instrument) -> list[tuple[datetime, int]]:
     """Scores CSV with a header `date,score`; date is YYYY-MM-DD or YYYY-MM-DDTHH:MM; score within the range."""
+    text = _read_text(path, "scores")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise AssessmentError(f"cannot read scores file {str(path)!r}: {exc.strerror or exc}") from None
-    records = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            when, value = datetime.fromisoformat((row.get("date") or "").strip()), int((row.get("score") or "").strip())
-        except ValueError:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise AssessmentError(f"{path.name}: not a readable CSV ({exc}); needs a header date,score") from None
+    if not rows:
+        raise AssessmentError(f"{path.name}: empty; needs a header date,score and one row per score")
+    columns = _score_columns(path.name, rows[0])
+    return [_score_row(path.name, line, row, columns, instrument) for line, row in enumerate(rows[1:], start=2) if row]
+
+
+def _score_columns(name: str, header: list[str]) -> tuple[int, int]:
+    cleaned = [h.strip().lower() for h in header]
+    for col in SCORE_COLUMNS:
+        if cleaned.count(col) != 1:
+            problem = "is missing" if col not in cleaned else "appears more than once"
             raise AssessmentError(
-                f"{path.name} line {line}: needs date (YYYY-MM-DD) and a whole-number score (got {dict(row)})"
-            ) from None
-        if not instrument.min_score <= value <= instrument.max_score:
-            raise AssessmentError(
-                f"{path.name} line {line}: score {value} is outside the {instrument.name} range "
-                f"{instrument.min_score}-{instrument.max_score}"
+                f"{name} line 1: column {col!r} {problem}; needs a header date,score (got {shown(header)})"
             )
-        records.append((when, value))
-    return records
+    return cleaned.index(SCORE_COLUMNS[0]), cleaned.index(SCORE_COLUMNS[1])
+
+
+def _score_row(
+    name: str, line: int, row: list[str], columns: tuple[int, int], instrument: Instrument
+) -> tuple[datetime, int]:
+    cells = [row[c].strip() if c < len(row) else "" for c in columns]
+    try:
+        when = datetime.fromisoformat(cells[0])
+    except ValueError:
+        raise AssessmentError(
+            f"{name} line {line}: needs date (YYYY-MM-DD or YYYY-MM-DDTHH:MM), got {shown(cells[0])}"
+        ) from None
+    if when.tzinfo is not None:
+        raise AssessmentError(
+            f"{name} line {line}: date {shown(cells[0])} has a time zone; give the local date and time"
+        )
+    if not WHOLE.fullmatch(cells[1]):
+        raise AssessmentError(f"{name} line {line}: needs a whole-number score, got {shown(cells[1])}")
+    value = int(cells[1])
+    if not instrument.min_score <= value <= instrument.max_score:
+        raise AssessmentError(
+            f"{name} line {line}: score {shown(value)} is outside the {instrument.name} range "
+            f"{instrument.min_score}-{instrument.max_score}"
+        )
+    return when, value
 
 
 def parse_dates(text: str | None) -> list[date]:

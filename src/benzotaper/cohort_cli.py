@@ -5,20 +5,32 @@ Registered on the shared Typer app when cli.py imports this module. Bad input: o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benzotaper.clitools import JsonOpt, _emit, _guard, app, err, out
+from benzotaper.clitools import JsonOpt, _emit, _fail, app, err, out
+from benzotaper.errors import BenzotaperError
 
 Opt = typer.Option
 cohort_app = typer.Typer(no_args_is_help=True, help="Population use over OMOP CDM: long-term, high-dose, escalating.")
 app.add_typer(cohort_app, name="cohort")
 
 STEPS = ("load", "map products", "daily doses and episodes", "indicators", "write")
+T = TypeVar("T")
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """clitools._guard for the cohort commands (clitools._fail prints the message as text, never as markup)."""
+    try:
+        return action()
+    except (BenzotaperError, ValueError) as exc:
+        _fail(str(exc))
+        raise  # pragma: no cover - _fail always exits
 
 
 def _rows(value: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -36,15 +37,23 @@ BaseOpt = Annotated[str, Opt("--base-url", help="Base URL of the benzotaper web 
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A JSON file, or FhirError naming the file and the problem."""
+    """A JSON file (UTF-8, a byte order mark allowed), or FhirError naming the file and the problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise FhirError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FhirError(f"{path.name}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                        "JSON files are UTF-8") from None  # fmt: skip
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise FhirError(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from None
+    except ValueError:  # an integer longer than Python reads (4300 digits)
+        limit = sys.get_int_max_str_digits()
+        raise FhirError(f"{path.name}: not readable JSON (a number has more than {limit} digits)") from None
+    except RecursionError:
+        raise FhirError(f"{path.name}: not readable JSON (arrays or objects nested too deep)") from None
 
 
 def _date(name: str, value: str | None) -> date | None:

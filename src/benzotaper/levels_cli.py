@@ -5,7 +5,7 @@ Registered on the shared Typer app when cli.py imports this module. Bad input: o
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +17,7 @@ from benzotaper.clitools import JsonOpt, _emit, _guard, app, out
 from benzotaper.errors import LevelsError
 from benzotaper.knowledge import load_knowledge
 from benzotaper.tdm.interpret import ng
-from benzotaper.tdm.samples import load_samples
+from benzotaper.tdm.samples import Sample, load_samples
 
 Opt = typer.Option
 levels_app = typer.Typer(no_args_is_help=True, help="Serum levels: interpret against the model, fit the patient.")
@@ -28,12 +28,43 @@ RegimenOpt = Annotated[str, Opt("--regimen", help="Regimen taken every day since
 SinceOpt = Annotated[str, Opt("--since", help="First day of that regimen, YYYY-MM-DD")]
 
 
-def since_date(value: str) -> date:
-    """--since as a date, or a clear error."""
+HISTORY_YEARS = 10  # a compute bound, not a clinical one: the regimen is expanded dose by dose from --since
+
+
+def since_date(value: str, option: str = "--since") -> date:
+    """--since (or another date option) as a date, or a clear error."""
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise LevelsError(f"--since must be a date YYYY-MM-DD (got {value!r})") from None
+        raise LevelsError(f"{option} must be a date YYYY-MM-DD (got {value!r})") from None
+
+
+def checked_since(samples: list[Sample], value: str) -> date:
+    """--since as a date at most HISTORY_YEARS before the last sample (a longer history would take minutes)."""
+    since = since_date(value)
+    last = max(s.sampled_at for s in samples).date()
+    earliest = last - timedelta(days=round(HISTORY_YEARS * 365.25))
+    if since < earliest:
+        raise LevelsError(
+            f"--since {since} is more than {HISTORY_YEARS} years before the last sample ({last}); expected a date "
+            f"from {earliest} on: the regimen is simulated dose by dose from --since, and doses taken years "
+            "before a sample no longer change its level"
+        )
+    return since
+
+
+def propose_start(samples: list[Sample], value: str | None, days: int) -> date | None:
+    """--propose-from as a date within the forecast: from the last sample's day to the end of --days."""
+    if value is None:
+        return None
+    start = since_date(value, "--propose-from")
+    last = max(s.sampled_at for s in samples).date()
+    if not last <= start <= last + timedelta(days=days):
+        raise LevelsError(
+            f"--propose-from {start} is outside the forecast; expected a date from the last sample ({last}) "
+            f"to {last + timedelta(days=days)} (--days {days} after it)"
+        )
+    return start
 
 
 @levels_app.command("interpret")
@@ -43,7 +74,7 @@ def interpret_command(levels: LevelsArg, regimen: RegimenOpt, since: SinceOpt, j
 
     knowledge = _guard(load_knowledge)
     samples = _guard(lambda: load_samples(knowledge, levels))
-    result = _guard(lambda: interpret_levels(knowledge, samples, regimen, since_date(since)))
+    result = _guard(lambda: interpret_levels(knowledge, samples, regimen, checked_since(samples, since)))
     if json_out:
         _emit(result)
         return
@@ -72,8 +103,9 @@ def fit_command(
         _guard(lambda: _raise(f"--target must be a level above 0 ng/mL (got {target})"))
     knowledge = _guard(load_knowledge)
     samples = _guard(lambda: load_samples(knowledge, levels))
-    start = since_date(propose_from) if propose_from else None
-    result = _guard(lambda: fit_levels(knowledge, samples, regimen, since_date(since), days, target, propose, start))
+    first = _guard(lambda: checked_since(samples, since))
+    start = _guard(lambda: propose_start(samples, propose_from, days))
+    result = _guard(lambda: fit_levels(knowledge, samples, regimen, first, days, target, propose, start))
     if json_out:
         _emit(result)
         return

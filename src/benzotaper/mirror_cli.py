@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from benzotaper.assess.mirror import MirrorAnalysis, analyse
@@ -33,21 +34,21 @@ def _show(doc: dict[str, Any]) -> None:
     for name, s in doc["symptoms"].items():
         top = s["evidence"][0]["finding"] if s["evidence"] else "-"
         v = s["verdict"]
-        table.add_row(name, f"[{STYLE[v]}]{v}[/]", f"{s['score']:.2f}", top)
+        table.add_row(escape(name), f"[{STYLE[v]}]{v}[/]", f"{s['score']:.2f}", escape(top))
     out.print(table)
     summary = doc["summary"]
-    out.print(f"[bold]{summary['text']}[/]")
+    out.print(f"[bold]{escape(summary['text'])}[/]")
     if summary["red_flags"]:
         out.print(
-            f"[bold red]Red flag:[/] {', '.join(summary['red_flags'])}: "
+            f"[bold red]Red flag:[/] {escape(', '.join(summary['red_flags']))}: "
             "urgent clinical review (see `benzotaper crisis`)."
         )
     for alert in summary["alerts"]:
-        out.print(f"[bold red]{alert['symptom']}:[/] {alert['message']}")
+        out.print(f"[bold red]{escape(alert['symptom'])}:[/] {escape(alert['message'])}")
     if summary["crisis"]:
         out.print(_crisis_text(summary["crisis"]))
     for item in summary["to_settle"]:
-        out.print(f"  - to settle: {item}")
+        out.print(f"  - to settle: {escape(item)}")
     out.print("[dim]Decision support, not a diagnosis; weights and sources: docs/mirror.md.[/]")
 
 
@@ -55,7 +56,8 @@ def _crisis_text(crisis: dict[str, Any]) -> str:
     """One line of crisis help: the lines and the emergency number for the patient's country."""
     lines = "; ".join(f"{c['name']} {c['number']}" for c in crisis["lines"])
     emergency = crisis["emergency"]["number"] if crisis["emergency"] else "the local emergency number"
-    return f"[bold]Crisis help[/] {crisis['name'] or ''}: {lines or crisis['advice']}; emergency: {emergency}"
+    text = f"{crisis['name'] or ''}: {lines or crisis['advice']}; emergency: {emergency}"
+    return f"[bold]Crisis help[/] {escape(text)}"
 
 
 @app.command()

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from numpy.typing import NDArray
 
 from benzotaper.errors import ImplausibleValueError, RegimenError, UnitError, UnknownDrugError
 from benzotaper.knowledge import Drug, Knowledge
-from benzotaper.units import parse_dose, parse_number
+from benzotaper.knowledge.base import normalise_name
+from benzotaper.units import NUMBER, parse_dose, parse_number
 
 FloatArray = NDArray[np.float64]
-_NUM = r"(?:\d+\s+\d+/\d+|\d+/\d+|\d*\.\d+|\d+(?:\.\d*)?)"
+_NUM = NUMBER  # with exponents: '1e9 mg' is read as 10^9 mg (and refused as implausible), not as '1e' of a unit
 _MASS = r"(?:mg|mcg|µg|ug|g|micrograms?|milligrams?)"
 _TABS = r"(?:tabs?|tablets?|caps?|capsules?)"
 SIG_EXAMPLES = (
@@ -102,25 +104,40 @@ def _frequency(knowledge: Knowledge, phrase: str) -> tuple[str, ...] | None:
     return knowledge.sig.frequencies.get(key)
 
 
-def _split_drug(knowledge: Knowledge, clause: str) -> tuple[Drug | None, str]:
-    """Leading drug name (up to three words) and the rest of the clause."""
+def _split_drug(knowledge: Knowledge, clause: str, names: frozenset[str]) -> tuple[Drug | None, str]:
+    """Leading drug name (up to three words, one of `names`) and the rest of the clause."""
     words = clause.split(" ")
     if re.match(r"^[\d./]", words[0]):
         return None, clause
     for n in (3, 2, 1):
-        if len(words) >= n:
-            try:
-                return knowledge.drug(" ".join(words[:n])), " ".join(words[n:])
-            except UnknownDrugError:
-                continue
-    return knowledge.drug(words[0]), ""  # raises UnknownDrugError with suggestions
+        if len(words) >= n and normalise_name(" ".join(words[:n])) in names:
+            return knowledge.drug(" ".join(words[:n])), " ".join(words[n:])
+    try:
+        return knowledge.drug(words[0]), ""  # raises UnknownDrugError with did-you-mean suggestions
+    except UnknownDrugError as exc:
+        if exc.suggestions:
+            raise
+        raise RegimenError(
+            f"unknown drug {words[0]!r}: a regimen starts with a drug name, e.g. 'alprazolam 2 mg tds' "
+            "(`benzotaper drugs` lists them)"
+        ) from exc
+
+
+def _drug_names(knowledge: Knowledge) -> frozenset[str]:
+    """Every name a drug is known by, normalised: a miss costs no did-you-mean search (difflib, ~4 ms a try)."""
+    return frozenset(
+        normalise_name(alias) for d in knowledge.drugs.values() for alias in (d.id, d.name, *d.brands, *d.synonyms)
+    )
 
 
 def _dose_amount(text: str, drug: Drug) -> tuple[float, str]:
     """The leading dose of a clause in mg, and what follows it."""
     m = re.match(rf"(?P<n>-?{_NUM})\s*x?\s*(?P<s>{_NUM})\s*mg\s*{_TABS}\b\s*(?P<rest>.*)", text)
     if m:
-        return parse_number(m["n"]) * parse_number(m["s"]), m["rest"]
+        mg = parse_number(m["n"]) * parse_number(m["s"])
+        if not (math.isfinite(mg) and mg > 0):  # '-1 x 2 mg tab', '0 x 2 mg tab', '1e300 x 1e300 mg tab'
+            raise ImplausibleValueError(f"{drug.name}: dose must be more than 0 mg and finite (got {text!r})")
+        return mg, m["rest"]
     m = re.match(rf"(?P<dose>-?{_NUM}\s*{_MASS})(?=$|[\s/])\s*(?P<rest>.*)", text)
     if m:
         return parse_dose(m["dose"]), m["rest"]
@@ -194,7 +211,8 @@ def _expect_end(drug: Drug, tail: str) -> None:
 
 
 def _clauses(text: str) -> list[str]:
-    return [c.strip() for c in re.split(r"\s*(?:\+|;|,|\band then\b|&)\s*", _clean(text)) if c.strip()]
+    """Clauses joined by '+', ';', ',', '&' or 'and then' (the '+' of an exponent such as '1e+09' joins nothing)."""
+    return [c.strip() for c in re.split(r"\s*(?:(?<!\d[eE])\+|;|,|\band then\b|&)\s*", _clean(text)) if c.strip()]
 
 
 def parse_regimens(
@@ -206,8 +224,9 @@ def parse_regimens(
     order: list[Drug] = []
     if not text.strip():
         raise RegimenError(f"regimen is empty; expected e.g. 'alprazolam 2 mg tds' ({SIG_EXAMPLES})")
+    names = _drug_names(knowledge)
     for clause in _clauses(text):
-        named, rest = _split_drug(knowledge, clause)
+        named, rest = _split_drug(knowledge, clause, names)
         current = named or current
         if current is None:
             raise RegimenError(f"name the drug first, e.g. 'alprazolam {clause}'")
@@ -229,7 +248,7 @@ def _merge(drug: Drug, clauses: Sequence[_Clause], start: date, end: date | None
             doses[dose.at] = doses.get(dose.at, 0.0) + dose.mg
     prn = [c for c in clauses if c.prn_mg]
     if end is not None and end < start:
-        raise RegimenError(f"end date {end} is before start date {start}")
+        raise RegimenError(f"end date {end} is before start date {start}: it must be on or after the start")
     return Regimen(
         drug=drug.id,
         doses=tuple(ScheduledDose(t, mg) for t, mg in sorted(doses.items())),
@@ -256,21 +275,45 @@ def check_plausible(knowledge: Knowledge, regimen: Regimen) -> None:
     """Refuse daily totals above the plausible maximum and single doses below the plausible minimum."""
     drug = knowledge.drug(regimen.drug)
     top = plausible_daily_max(knowledge, drug)
+    low = _plausible_min_dose(knowledge, drug)
+    accepted = _accepted_range(knowledge, drug, top, low)
     total = regimen.max_daily_mg
-    if top is not None and total > top + 1e-9:
+    if not math.isfinite(total) or (top is not None and total > top + 1e-9):
         raise ImplausibleValueError(
-            f"daily dose must be at most {top:g} mg for {drug.name} "
-            f"({knowledge.policy.plausible_max_daily_multiple.value:g} x the usual maximum; got {total:g} mg/day)"
+            f"{drug.name}: {total:g} mg a day ({_doses_text(regimen)}) is implausible: {accepted}"
         )
+    amounts = [d.mg for d in regimen.doses] + ([regimen.prn_mg] if regimen.prn_mg else [])
+    for mg in amounts:
+        if low is not None and mg < low - 1e-12:
+            raise ImplausibleValueError(
+                f"{drug.name}: a dose of {mg:g} mg is implausible (micrograms written as mg?): {accepted}"
+            )
+
+
+def _plausible_min_dose(knowledge: Knowledge, drug: Drug) -> float | None:
+    """The smallest single dose accepted as plausible (policy.toml), or None when the drug has no label maximum."""
     ref = drug.dosing.usual_max_single or drug.dosing.usual_max_daily
-    if ref is not None:
-        low = knowledge.policy.plausible_min_dose_fraction.value * ref.value
-        amounts = [d.mg for d in regimen.doses] + ([regimen.prn_mg] if regimen.prn_mg else [])
-        for mg in amounts:
-            if mg < low - 1e-12:
-                raise ImplausibleValueError(
-                    f"dose must be at least {low:g} mg for {drug.name} (got {mg:g} mg; micrograms written as mg?)"
-                )
+    return None if ref is None else knowledge.policy.plausible_min_dose_fraction.value * ref.value
+
+
+def _accepted_range(knowledge: Knowledge, drug: Drug, top: float | None, low: float | None) -> str:
+    """What check_plausible accepts, in words: 'dose must be at least 0.01 mg ...; daily dose at most 400 mg ...'."""
+    parts = [f"dose must be at least {low:g} mg for {drug.name}"] if low is not None else []
+    if top is not None:
+        basis = (
+            f"{knowledge.policy.plausible_max_daily_multiple.value:g} x the usual maximum"
+            if drug.dosing.usual_max_daily is not None
+            else f"{knowledge.policy.plausible_max_daily_diazepam_equivalent.value:g} mg diazepam-equivalent"
+        )
+        parts.append(f"daily dose must be at most {top:g} mg for {drug.name} ({basis})")
+    return "; ".join(parts) or "a finite dose in mg"
+
+
+def _doses_text(regimen: Regimen) -> str:
+    """'1e+09 mg at 08:00, 1e+09 mg at 14:00' (and the as-needed part) for a refusal."""
+    scheduled = [f"{d.mg:g} mg at {d.at:%H:%M}" for d in regimen.doses]
+    prn = [f"{regimen.prn_mg:g} mg as needed up to {regimen.prn_max_per_day} a day"] if regimen.prn_mg else []
+    return ", ".join(scheduled + prn)
 
 
 def expand(regimens: Iterable[Regimen], origin: datetime, until: datetime, prn_per_day: int = 0) -> DoseEvents:

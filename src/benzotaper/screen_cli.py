@@ -5,7 +5,6 @@ Registered on the shared Typer app when cli.py imports this module. Bad input: o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from benzotaper.assess.dependence import screen_dependence
 from benzotaper.assess.instruments import score
 from benzotaper.assess.redflags import Alert
 from benzotaper.assess.risk import RiskProfile, assess_risk
+from benzotaper.assess_cli import read_json_file
 from benzotaper.clitools import JsonOpt, _emit, _fail, _guard, app, out
 from benzotaper.errors import AssessmentError
 from benzotaper.knowledge import load_knowledge
@@ -28,13 +28,8 @@ Opt = typer.Option
 
 
 def read_json(path: Path, what: str) -> Any:
-    """A JSON file, or an AssessmentError naming the file and the problem."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise AssessmentError(f"cannot read {what} file {str(path)!r}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise AssessmentError(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    """A JSON file, or an AssessmentError naming the file and the problem (see `read_json_file`)."""
+    return read_json_file(path, what)
 
 
 def _sds(sds: Path | None, sds_score: int | None, cutoff_id: str | None) -> tuple[int | None, int | None]:

@@ -323,3 +323,15 @@ def test_the_demo_clinic_has_guided_plans_and_one_current_replan_to_review(db: A
     drafts = list(m.Replan.objects.filter(status="waiting"))
     assert len(drafts) == 1 and "CIWA-B 24" in drafts[0].reason
     assert replans.stale_reason(drafts[0]) is None  # drafted last: nothing changed after it
+
+
+def test_a_guided_plan_starting_years_ahead_is_refused_naming_start(clinic: Clinic, fast: m.Patient) -> None:
+    # Found by the API fuzz: start 7204-08-03 was simulated for 607 s before answering.
+    r = _api(clinic.doctor).post(
+        f"/api/patients/{fast.pk}/plans/guided",
+        {"start": "7204-08-03", "level_fall": 5, "trajectory": "occupancy"},
+        content_type="application/json",
+    )
+    assert r.status_code == 422
+    detail = r.json()["detail"][0]
+    assert detail["loc"] == ["body", "start"] and "7204-08-03" in detail["msg"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from benzotaper.assess.instruments import shown
 from benzotaper.errors import AssessmentError
 from benzotaper.knowledge.safety_net import CrisisLine, EmergencyNumber, SafetyNet, load_safety_net
 
@@ -87,10 +88,11 @@ def known_countries(net: SafetyNet) -> list[str]:
 
 def country_code(country: str, net: SafetyNet) -> str:
     """Normalise a country code (case, spaces, aliases such as UK); refuse anything that is not two letters."""
-    code = country.strip().upper()
+    # ASCII before upper-casing: 'ß'.upper() is 'SS' (South Sudan), and other scripts' letters are no code.
+    code = country.strip().upper() if isinstance(country, str) and country.isascii() else ""
     code = net.crisis.aliases.get(code, code)
     if len(code) != 2 or not code.isalpha():
-        raise AssessmentError(f"country {country!r} is not an ISO 3166 alpha-2 code (e.g. PL, GB, US)")
+        raise AssessmentError(f"country {shown(country)} is not an ISO 3166 alpha-2 code (e.g. PL, GB, US)")
     return code
 
 

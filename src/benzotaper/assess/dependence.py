@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benzotaper.assess.crisis import source_list
+from benzotaper.assess.instruments import shown
 from benzotaper.errors import AssessmentError
 from benzotaper.knowledge.safety_net import DependenceSign, SafetyNet, load_safety_net
 
@@ -62,7 +63,7 @@ def answer_value(key: str, value: object) -> bool:
         return True
     if text in _NO:
         return False
-    raise AssessmentError(f"answer {key!r} must be yes or no (got {value!r})")
+    raise AssessmentError(f"answer {shown(key)} must be yes or no (got {shown(value)})")
 
 
 def _by_key(net: SafetyNet) -> dict[str, DependenceSign]:
@@ -70,23 +71,25 @@ def _by_key(net: SafetyNet) -> dict[str, DependenceSign]:
 
 
 def _read_answers(answers: Mapping[str, object], net: SafetyNet) -> dict[str, bool]:
+    known = ", ".join(s.id for s in net.signs)
+    if not isinstance(answers, Mapping):
+        raise AssessmentError(f"screen answers must be an object of sign: yes/no (got {type(answers).__name__})")
     index = _by_key(net)
     out: dict[str, bool] = {}
     for key, value in answers.items():
-        sign = index.get(str(key).strip().lower())
+        sign = index.get(key.strip().lower()) if isinstance(key, str) else None
         if sign is None:
-            known = ", ".join(s.id for s in net.signs)
-            raise AssessmentError(f"unknown screen answer {key!r}; the signs are: {known}")
+            raise AssessmentError(f"unknown screen answer {shown(key)}; the signs are: {known}")
         if sign.id in out:
-            raise AssessmentError(f"screen answer {key!r} repeats the sign {sign.id!r}")
-        out[sign.id] = answer_value(str(key), value)
+            raise AssessmentError(f"screen answer {shown(key)} repeats the sign {sign.id!r}")
+        out[sign.id] = answer_value(key, value)
     return out
 
 
 def _check_sds(sds_score: int | None, sds_cutoff: int | None) -> None:
     for name, v in (("SDS score", sds_score), ("SDS cut-off", sds_cutoff)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise AssessmentError(f"{name} must be a whole number of 0 or more (got {v!r})")
+            raise AssessmentError(f"{name} must be a whole number of 0 or more (got {shown(v)})")
     if sds_score is not None and sds_cutoff is None:
         raise AssessmentError("an SDS score needs its cut-off (from the SDS instrument)")
 

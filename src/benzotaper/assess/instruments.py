@@ -6,6 +6,8 @@ answers that cannot be scored are refused with a message naming the item.
 
 from __future__ import annotations
 
+import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -18,6 +20,19 @@ from benzotaper.knowledge.instruments import Cutoff, Instrument, Item
 # score is "improving"; a change smaller than the instrument's `stable_within` (its data file) is "stable".
 IMPROVING, WORSENING, STABLE, TOO_FEW = "improving", "worsening", "stable", "too few scores"
 WEEK_SECONDS = timedelta(weeks=1).total_seconds()
+MAX_TREND_SCORE = 2**53  # larger scores lose precision as floats (the slope); no instrument comes near
+SHOWN_CHARS = 60  # a refused value is shown up to this many characters, then shortened with "..."
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = SHOWN_CHARS
+_REPR.maxlevel = 3
+
+
+def shown(value: object) -> str:
+    """A refused value as a message shows it: its repr, shortened; safe for huge numbers and deep nesting."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * SHOWN_CHARS:
+        digits = math.floor(value.bit_length() * math.log10(2)) + 1
+        return f"a whole number of about {digits} digits"
+    return _REPR.repr(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +96,9 @@ def _allowed(item: Item) -> str:
 
 def _check(instrument: Instrument, item: Item, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise AssessmentError(f"{_describe(instrument, item)}: {value!r} is not a whole number; {_allowed(item)}")
+        raise AssessmentError(f"{_describe(instrument, item)}: {shown(value)} is not a whole number; {_allowed(item)}")
     if value not in item.values:
-        raise AssessmentError(f"{_describe(instrument, item)}: {value} is out of range; {_allowed(item)}")
+        raise AssessmentError(f"{_describe(instrument, item)}: {shown(value)} is out of range; {_allowed(item)}")
     return value
 
 
@@ -117,12 +132,14 @@ def _values(instrument: Instrument, answers: Any) -> list[int]:
 
 def _by_item(instrument: Instrument, answers: Mapping[Any, Any]) -> dict[str, Any]:
     given: dict[str, Any] = {}
+    ids = ", ".join(it.id for it in instrument.items)
     for key, value in answers.items():
+        if not isinstance(key, str):
+            raise AssessmentError(f"{instrument.name}: item id {shown(key)} is not a text; item ids are: {ids}")
         try:
-            item = instrument.item(str(key))
+            item = instrument.item(key)
         except KeyError:
-            ids = ", ".join(it.id for it in instrument.items)
-            raise AssessmentError(f"{instrument.name} has no item {key!r}; item ids are: {ids}") from None
+            raise AssessmentError(f"{instrument.name} has no item {shown(key)}; item ids are: {ids}") from None
         if item.id in given:
             raise AssessmentError(f"{_describe(instrument, item)}: answered twice (ids are read in any case)")
         given[item.id] = value
@@ -197,7 +214,7 @@ def trend(
     if not rows:
         raise AssessmentError("no scores to follow: give at least one (date, score)")
     first, last = rows[0], rows[-1]
-    days = [d.date() if isinstance(d, datetime) else d for d in reductions]
+    days = [_reduction_day(i, d) for i, d in enumerate(reductions)]
     last_reduction = max((d for d in days if d <= last[0].date()), default=None)
     reference = _reference(rows, last_reduction) if last_reduction else None
     since = last[1] - reference[1] if reference else None
@@ -219,15 +236,33 @@ def trend(
     )
 
 
-def _record(i: int, record: tuple[datetime, int]) -> tuple[datetime, int]:
+def _record(i: int, record: object) -> tuple[datetime, int]:
+    if not isinstance(record, tuple | list) or len(record) != 2:
+        raise AssessmentError(f"score {i + 1}: expected a (date, score) pair (got {shown(record)})")
     when, value = record
     if isinstance(when, date) and not isinstance(when, datetime):
         when = datetime.combine(when, time())
     if not isinstance(when, datetime):
-        raise AssessmentError(f"score {i + 1}: the time must be a date or a date and time (got {when!r})")
+        raise AssessmentError(f"score {i + 1}: the time must be a date or a date and time (got {shown(when)})")
+    if when.tzinfo is not None:
+        raise AssessmentError(
+            f"score {i + 1}: the time {when.isoformat()} has a time zone; give the local date and time without one"
+        )
     if isinstance(value, bool) or not isinstance(value, int):
-        raise AssessmentError(f"score {i + 1} ({when:%Y-%m-%d}): {value!r} is not a whole number")
+        raise AssessmentError(f"score {i + 1} ({when:%Y-%m-%d}): {shown(value)} is not a whole number")
+    if abs(value) > MAX_TREND_SCORE:
+        raise AssessmentError(
+            f"score {i + 1} ({when:%Y-%m-%d}): {shown(value)} is too large to follow (at most {MAX_TREND_SCORE})"
+        )
     return when, value
+
+
+def _reduction_day(i: int, day: object) -> date:
+    if isinstance(day, datetime):
+        return day.date()
+    if not isinstance(day, date):
+        raise AssessmentError(f"reduction {i + 1}: expected a date YYYY-MM-DD (got {shown(day)})")
+    return day
 
 
 def _reference(rows: list[tuple[datetime, int]], reduction: date) -> tuple[datetime, int]:

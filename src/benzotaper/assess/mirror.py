@@ -17,11 +17,12 @@ from benzotaper.assess.exposure import Exposure, dose_events, exposure
 from benzotaper.assess.level_relation import LevelRelation, LevelSeries, level_series, relate
 from benzotaper.assess.redflags import Alert, red_flags
 from benzotaper.assess.timeline import Timeline
-from benzotaper.errors import AssessmentError
+from benzotaper.errors import AssessmentError, UnknownDrugError
 from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.mirror_rules import MirrorKnowledge, SymptomTerm, normalise_symptom
 from benzotaper.knowledge.safety_net import load_safety_net
 from benzotaper.pk import Simulator
+from benzotaper.regimen import plausible_daily_max
 
 VERDICTS = ("withdrawal", "primary", "undetermined")
 
@@ -149,8 +150,24 @@ def _levels(
     return {k: level_series(sim, events, sorted(f.timed)) for k, f in facts.items() if f.timed}
 
 
+def check_doses(knowledge: Knowledge, timeline: Timeline) -> None:
+    """Each diary dose names a known drug and an amount no larger than its plausible daily maximum."""
+    for i, dose in enumerate(timeline.doses):
+        try:
+            drug = knowledge.drug(dose.drug)
+        except UnknownDrugError as exc:
+            raise AssessmentError(f"timeline: doses[{i}].drug: {exc}; expected a drug of the knowledge base") from None
+        top = plausible_daily_max(knowledge, drug)
+        if top is not None and dose.mg > top:
+            raise AssessmentError(
+                f"timeline: doses[{i}].mg: {dose.mg:g} mg of {drug.name} is implausible; expected at most "
+                f"{top:g} mg (the plausible daily maximum)"
+            )
+
+
 def analyse(knowledge: Knowledge, timeline: Timeline, mk: MirrorKnowledge) -> MirrorAnalysis:
     """Run the mirror analysis over a validated timeline."""
+    check_doses(knowledge, timeline)
     exp = exposure(knowledge, timeline)
     facts = gather(timeline, mk)
     series = _levels(knowledge, timeline, exp, facts)

@@ -7,15 +7,17 @@ taper: the assessment never recommends stopping abruptly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
 
 from benzotaper.assess.crisis import country_code, source_list
+from benzotaper.assess.instruments import shown
 from benzotaper.assess.redflags import Alert, red_flags
 from benzotaper.equivalence import diazepam_equivalent_mg
-from benzotaper.errors import AssessmentError, ModelError
+from benzotaper.errors import AssessmentError, BenzotaperError, ImplausibleValueError, ModelError
 from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.safety_net import (
     FLAGS,
@@ -26,7 +28,7 @@ from benzotaper.knowledge.safety_net import (
     in_canonical,
     load_safety_net,
 )
-from benzotaper.regimen import parse_regimens
+from benzotaper.regimen import Regimen, parse_regimens
 
 SETTING_RANK = {"outpatient": 0, "inpatient": 1}
 LABELS = {
@@ -60,14 +62,14 @@ class RiskProfile:
     def __post_init__(self) -> None:
         for name in ("age", "diazepam_mg", "years_of_use"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
-                raise AssessmentError(f"{name} must be a number of 0 or more (got {value!r})")
+            if value is not None and not _non_negative(value):
+                raise AssessmentError(f"{name} must be a finite number of 0 or more (got {shown(value)})")
         for name in FLAGS:
-            if getattr(self, name) not in (None, True, False):
-                raise AssessmentError(f"{name} must be true or false (got {getattr(self, name)!r})")
-        unknown = sorted(set(self.co_used) - set(SUBSTANCES))
+            if not isinstance(getattr(self, name), bool | None):
+                raise AssessmentError(f"{name} must be true or false (got {shown(getattr(self, name))})")
+        unknown = sorted(shown(s) for s in set(self.co_used) - set(SUBSTANCES))
         if unknown:
-            raise AssessmentError(f"co_used {unknown} unknown; use any of: {', '.join(SUBSTANCES)}")
+            raise AssessmentError(f"co_used {', '.join(unknown)} unknown; use any of: {', '.join(SUBSTANCES)}")
         if self.regimen is not None and self.diazepam_mg is not None:
             raise AssessmentError("give regimen or diazepam_mg, not both")
 
@@ -75,19 +77,32 @@ class RiskProfile:
     def from_mapping(cls, raw: Mapping[str, Any]) -> RiskProfile:
         """Build from a JSON object; unknown keys and wrong types are refused naming the field."""
         names = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - names)
+        if not isinstance(raw, Mapping):
+            raise AssessmentError(f"a risk profile must be an object of fields (got {type(raw).__name__})")
+        unknown = sorted(shown(k) for k in set(raw) - names)
         if unknown:
-            raise AssessmentError(f"unknown profile field(s) {unknown}; allowed: {', '.join(sorted(names))}")
+            raise AssessmentError(f"unknown profile field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}")
         data = dict(raw)
         for key in ("co_used", "findings"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise AssessmentError(f"{key} must be a list of texts (got {value!r})")
+                raise AssessmentError(f"{key} must be a list of texts (got {shown(value)})")
             data[key] = frozenset(value) if key == "co_used" else tuple(value)
         for key in ("regimen", "country"):
             if data.get(key) is not None and not isinstance(data[key], str):
-                raise AssessmentError(f"{key} must be a text (got {data[key]!r})")
+                raise AssessmentError(f"{key} must be a text (got {shown(data[key])})")
         return cls(**data)
+
+
+def _non_negative(value: object) -> bool:
+    """A finite number of 0 or more that fits a float (true/false are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number beyond 1.8e308
+        return False
+    return number >= 0 and math.isfinite(number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +169,8 @@ class RiskAssessment:
 def _dose(profile: RiskProfile, knowledge: Knowledge) -> tuple[float | None, tuple[str, ...], list[str]]:
     """Daily diazepam-equivalent mg (scheduled plus the most the as-needed part allows), drugs, notes."""
     if profile.regimen is None:
-        return profile.diazepam_mg, (), []
-    regimens = parse_regimens(profile.regimen, knowledge, start=date.today())
+        return _plausible_dose(profile.diazepam_mg, knowledge), (), []
+    regimens = _regimens(profile.regimen, knowledge)
     total, notes = 0.0, []
     for r in regimens:
         try:
@@ -164,6 +179,30 @@ def _dose(profile: RiskProfile, knowledge: Knowledge) -> tuple[float | None, tup
             notes.append(f"{exc}; the dose factors leave it out")
     drugs = tuple(dict.fromkeys(r.drug for r in regimens))
     return total, drugs, notes
+
+
+def _regimens(text: str, knowledge: Knowledge) -> list[Regimen]:
+    """The profile's regimen text parsed; any refusal names the field, and a library error the parser lets
+    through becomes one."""
+    try:
+        return parse_regimens(text, knowledge, start=date.today())
+    except BenzotaperError as exc:
+        raise AssessmentError(f"regimen: {exc}") from exc
+    except (ValueError, LookupError, TypeError, ArithmeticError) as exc:
+        raise AssessmentError(
+            f"regimen {shown(text)} cannot be read ({exc}); write drug, dose and schedule, e.g. 'diazepam 5 mg tds'"
+        ) from None
+
+
+def _plausible_dose(mg: float | None, knowledge: Knowledge) -> float | None:
+    """A diazepam-equivalent daily dose given directly, refused above the plausible maximum (policy.toml)."""
+    limit = knowledge.policy.plausible_max_daily_diazepam_equivalent
+    if mg is not None and mg > limit.value:
+        raise ImplausibleValueError(
+            f"diazepam_mg {mg:g} mg/day is implausible: at most {limit.value:g} mg/day ({limit.source}); "
+            "check the unit and the decimal point"
+        )
+    return mg
 
 
 def _numbers(profile: RiskProfile, dose: float | None, drugs: tuple[str, ...]) -> dict[str, float | None]:

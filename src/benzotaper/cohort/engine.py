@@ -8,7 +8,10 @@ is written once and runs unchanged on DuckDB and Spark.
 from __future__ import annotations
 
 import csv
+import gzip
 import os
+import re
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +25,11 @@ from benzotaper.errors import CohortError
 
 Rows = list[tuple[Any, ...]]
 Columns = Sequence[tuple[str, str]]  # (name, portable type: BIGINT, INT, DOUBLE, DATE, TEXT, BOOLEAN)
+Types = dict[str, str]  # a loaded table's columns: lower-case name -> the engine's type name, in file order
+DELIMITERS = (",", "\t", ";", "|")  # a CSV file's delimiter: the one its header line holds most often
+HEADER_BYTES = 1 << 20  # a header line longer than this is not a header
+CSV_FORM = "a CSV file (UTF-8, a header line, one field per header column)"
+SMALL_CSV = 64 << 20  # bytes: a CSV file up to this size is parsed once (DuckDB reads it into a table)
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,18 @@ class Dialect:
             return {"TEXT": "STRING", "INT": "INT"}.get(portable, portable)
         return {"TEXT": "VARCHAR", "INT": "INTEGER"}.get(portable, portable)
 
+    def try_cast(self, expr: str, portable: str) -> str:
+        """`expr` as the portable type, NULL where it cannot be (Spark's CAST does that with ANSI off)."""
+        if self.name == "spark":
+            return f"CAST({expr} AS {self.type(portable)})"
+        return f"TRY_CAST({expr} AS {self.type(portable)})"
+
+    def finite(self, expr: str) -> str:
+        """True when the DOUBLE `expr` is neither NaN nor infinite."""
+        if self.name == "spark":
+            return f"(({expr}) - ({expr}) = 0)"  # NaN - NaN and inf - inf are NaN
+        return f"isfinite({expr})"
+
 
 def _arrow_type(portable: str) -> pa.DataType:
     return {
@@ -98,12 +118,17 @@ class Engine(ABC):
     dialect: Dialect
 
     @abstractmethod
-    def load(self, name: str, path: Path, fmt: str) -> list[str]:
-        """Expose a file (or folder) as view `name`; return its column names (lower case)."""
+    def load(self, name: str, path: Path, fmt: str) -> Types:
+        """Expose a file (or folder) as view `name`; return its columns (lower-case names) and their types."""
 
     @abstractmethod
-    def load_database_table(self, name: str, database: Path, table: str) -> list[str] | None:
+    def load_database_table(self, name: str, database: Path, table: str) -> Types | None:
         """Expose a table of an existing database as view `name`; None when absent."""
+
+    def check(self, name: str, sql: str) -> tuple[list[str], Rows]:
+        """Run the load-time check of view `name` (its first full read): a file that cannot be read
+        raises a CohortError naming the file and the line."""
+        return self.rows(sql)
 
     @abstractmethod
     def create(self, name: str, sql: str) -> None:
@@ -190,6 +215,7 @@ class DuckDBEngine(Engine):
 
         self.dialect = Dialect("duckdb")
         self._views: set[str] = set()
+        self._files: dict[str, Path] = {}  # view -> the file it reads (for load-time error messages)
         self.con = duckdb.connect(":memory:")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -199,16 +225,46 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET temp_directory = '{temp_dir}'")
         self.con.execute("SET preserve_insertion_order = false")
 
-    def load(self, name: str, path: Path, fmt: str) -> list[str]:
-        where = f"{path}/*.parquet" if path.is_dir() else str(path)
-        if fmt == "parquet":
-            reader = f"read_parquet('{_quote(where)}')"
-        else:
-            reader = f"read_csv('{_quote(where)}', header = true, all_varchar = true)"
-        self.view(name, f"SELECT * FROM {reader}")
-        return [c.lower() for c in self.rows(f"SELECT * FROM {name} LIMIT 0")[0]]
+    def load(self, name: str, path: Path, fmt: str) -> Types:
+        """Parquet as it is; CSV as text, with the header and delimiter read here (no sniffing: the
+        same file always reads the same way, and a malformed row is an error naming its line)."""
+        import duckdb
 
-    def load_database_table(self, name: str, database: Path, table: str) -> list[str] | None:
+        where = f"{path}/*.parquet" if path.is_dir() else str(path)
+        self._files[name] = path
+        if fmt == "csv":
+            names, delim = csv_header(path)
+            columns = ", ".join(f"'{_quote(n)}': 'VARCHAR'" for n in names)
+            reader = (
+                f"read_csv('{_quote(where)}', auto_detect = false, header = true, delim = '{_quote(delim)}',"
+                f" quote = '\"', escape = '\"', columns = {{{columns}}})"
+            )
+            try:  # a small file is read once, into a table; a large one on every query that reads it
+                (self.create if path.stat().st_size <= SMALL_CSV else self.view)(name, f"SELECT * FROM {reader}")
+            except duckdb.Error as exc:
+                raise CohortError(file_problem(path, str(exc), CSV_FORM)) from None
+            return dict.fromkeys(names, "VARCHAR")
+        try:
+            self.view(name, f"SELECT * FROM read_parquet('{_quote(where)}')")
+            return self._types(name)
+        except duckdb.Error as exc:
+            raise CohortError(file_problem(path, str(exc), "a Parquet file")) from None
+
+    def check(self, name: str, sql: str) -> tuple[list[str], Rows]:
+        import duckdb
+
+        try:
+            return self.rows(sql)
+        except duckdb.Error as exc:
+            path = self._files.get(name)
+            if path is None:
+                raise
+            raise CohortError(file_problem(path, str(exc), CSV_FORM if _is_csv(path) else "a Parquet file")) from None
+
+    def _types(self, name: str) -> Types:
+        return {str(r[0]).lower(): str(r[1]) for r in self.con.execute(f"DESCRIBE {name}").fetchall()}
+
+    def load_database_table(self, name: str, database: Path, table: str) -> Types | None:
         if "srcdb" not in {r[0] for r in self.con.execute("SELECT database_name FROM duckdb_databases()").fetchall()}:
             self.con.execute(f"ATTACH '{_quote(str(database))}' AS srcdb (READ_ONLY)")
         found = self.con.execute(
@@ -218,7 +274,7 @@ class DuckDBEngine(Engine):
         if not found:
             return None
         self.view(name, f'SELECT * FROM srcdb."{found[0][0]}"."{table}"')
-        return [c.lower() for c in self.rows(f"SELECT * FROM {name} LIMIT 0")[0]]
+        return self._types(name)
 
     def create(self, name: str, sql: str) -> None:
         if name in self._views:
@@ -299,16 +355,16 @@ class SparkEngine(Engine):
         self.spark.sparkContext.setLogLevel("ERROR")
         self._cached: dict[str, Any] = {}
 
-    def load(self, name: str, path: Path, fmt: str) -> list[str]:
+    def load(self, name: str, path: Path, fmt: str) -> Types:
         reader = self.spark.read
         df = reader.parquet(str(path)) if fmt == "parquet" else reader.option("header", "true").csv(str(path))
         df.createOrReplaceTempView(name)
-        return [c.lower() for c in df.columns]
+        return {c.lower(): t for c, t in df.dtypes}
 
     def view(self, name: str, sql: str) -> None:
         self.spark.sql(sql).createOrReplaceTempView(name)
 
-    def load_database_table(self, name: str, database: Path, table: str) -> list[str] | None:
+    def load_database_table(self, name: str, database: Path, table: str) -> Types | None:
         raise CohortError(
             f"--engine spark reads Parquet or CSV, not a DuckDB database (got {database}); "
             "export the tables with DuckDB's COPY ... TO 'x.parquet' first"
@@ -382,6 +438,75 @@ def _portable_duck(kind: str) -> str:
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")
+
+
+def _is_csv(path: Path) -> bool:
+    return path.name.endswith((".csv", ".csv.gz"))
+
+
+def csv_header(path: Path) -> tuple[list[str], str]:
+    """The column names on a CSV file's first line (lower case, blanks and repeats given a name of
+    their own) and its delimiter: the one of DELIMITERS the line holds most often (comma on a tie)."""
+    line = _first_line(path)
+    if not line.strip():
+        raise CohortError(f"{path.name} line 1 is empty: expected a header line naming the columns (OMOP CDM v5.4)")
+    delim = max(DELIMITERS, key=line.count)
+    try:
+        fields = next(csv.reader([line], delimiter=delim))
+    except (csv.Error, StopIteration) as exc:
+        raise CohortError(f"{path.name} line 1 is not a CSV header ({exc}): expected column names") from None
+    names: list[str] = []
+    for i, field in enumerate(fields):
+        base = field.strip().lower() or f"column{i}"
+        name, n = base, 0
+        while name in names:
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return names, delim
+
+
+def _first_line(path: Path) -> str:
+    """The first line of a CSV file (gzipped when its name ends in .gz), without a byte order mark."""
+    try:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb") as handle:
+            head = handle.read(HEADER_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        expected = "a gzip-compressed CSV file" if path.name.endswith(".gz") else "a CSV file"
+        raise CohortError(f"{path.name} cannot be read ({exc}): expected {expected}") from None
+    first, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == HEADER_BYTES:
+        raise CohortError(f"{path.name} line 1 is over {HEADER_BYTES:,} bytes: expected a header line of column names")
+    try:
+        return first.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise CohortError(
+            f"{path.name} line 1 is not UTF-8 text (byte {exc.start + 1}): expected a UTF-8 CSV file"
+        ) from None
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def file_problem(path: Path, message: str, expected: str) -> str:
+    """One line for a file the engine could not read: the file, the line when known, what is wrong
+    and what is accepted (from DuckDB's message, whose own wording names no accepted form)."""
+    line = _CSV_LINE.search(message)
+    where = f"{path.name} line {line.group(1)}" if line else path.name
+    fields = _CSV_FIELDS.search(message)
+    if fields:
+        return (
+            f"{where}: {fields.group(2)} fields where the header has {fields.group(1)}: expected one field per "
+            "header column (quote a field that holds the delimiter, a quote or a line break)"
+        )
+    if "Invalid unicode" in message:
+        return f"{where}: not UTF-8 text: expected {expected} saved as UTF-8"
+    if "unterminated quote" in message:
+        return f"{where}: a quote is opened and never closed: expected a quoted field to end with a quote"
+    reason = next((ln for ln in message.splitlines() if ln.strip() and not ln.startswith("Original Line")), message)
+    reason = reason.split(": ", 1)[-1] if reason.split(": ", 1)[0].endswith("Error") else reason
+    return f"{where} cannot be read ({reason.strip()[:200]}): expected {expected}"
 
 
 def make_engine(name: str, threads: int | None = None, memory_limit: str | None = None) -> Engine:

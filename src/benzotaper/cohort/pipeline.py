@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benzotaper.cohort import queries
-from benzotaper.cohort.engine import Engine, arrow_table, find_table, make_engine
+from benzotaper.cohort.engine import Engine, arrow_table, make_engine
 from benzotaper.cohort.mapping import (
     Product,
     VocabRow,
@@ -28,6 +28,9 @@ from benzotaper.cohort.mapping import (
     product_codes,
 )
 from benzotaper.cohort.settings import CohortSettings, LongTerm
+from benzotaper.cohort.tables import COLUMNS as COLUMNS  # re-exported: bench/cohort_pandas_plain.py reads them
+from benzotaper.cohort.tables import REQUIRED as REQUIRED
+from benzotaper.cohort.tables import load_tables as load_tables
 from benzotaper.equivalence import diazepam_equivalent_mg
 from benzotaper.errors import BenzotaperError, CohortError
 from benzotaper.knowledge import Knowledge, load_knowledge
@@ -35,46 +38,6 @@ from benzotaper.knowledge.cohort_rules import CohortKnowledge, load_cohort_knowl
 from benzotaper.pk import Simulator, TimeGrid, day_summaries
 from benzotaper.regimen import expand, parse_regimens
 
-COLUMNS: dict[str, dict[str, str]] = {
-    "person": {"person_id": "BIGINT", "gender_concept_id": "BIGINT", "year_of_birth": "INT"},
-    "drug_exposure": {
-        "drug_exposure_id": "BIGINT",
-        "person_id": "BIGINT",
-        "drug_concept_id": "BIGINT",
-        "drug_exposure_start_date": "DATE",
-        "drug_exposure_end_date": "DATE",
-        "quantity": "DOUBLE",
-        "days_supply": "INT",
-        "sig": "TEXT",
-        "route_concept_id": "BIGINT",
-        "provider_id": "BIGINT",
-        "drug_source_value": "TEXT",
-        "route_source_value": "TEXT",
-    },
-    "concept": {
-        "concept_id": "BIGINT",
-        "concept_name": "TEXT",
-        "vocabulary_id": "TEXT",
-        "concept_class_id": "TEXT",
-        "standard_concept": "TEXT",
-        "concept_code": "TEXT",
-    },
-    "concept_ancestor": {"ancestor_concept_id": "BIGINT", "descendant_concept_id": "BIGINT"},
-    "drug_strength": {
-        "drug_concept_id": "BIGINT",
-        "ingredient_concept_id": "BIGINT",
-        "amount_value": "DOUBLE",
-        "amount_unit_concept_id": "BIGINT",
-        "numerator_value": "DOUBLE",
-        "numerator_unit_concept_id": "BIGINT",
-        "denominator_value": "DOUBLE",
-        "denominator_unit_concept_id": "BIGINT",
-    },
-}
-REQUIRED = {
-    "person": ("person_id", "year_of_birth"),
-    "drug_exposure": ("drug_exposure_id", "person_id", "drug_exposure_start_date"),
-}
 OUTPUTS = ("episodes", "by_year_age_sex", "by_year_drug", "candidates", "mapping", "quality")
 Progress = Callable[[str], None]
 
@@ -116,34 +79,6 @@ def default_settings(knowledge: Knowledge | None = None, ck: CohortKnowledge | N
         review_long_term=ck.review_long_term,
         sources=sources,
     )
-
-
-def load_tables(engine: Engine, source: Path) -> set[str]:
-    """Expose the OMOP tables of a folder or DuckDB file as typed views; return those present."""
-    if not source.exists():
-        raise CohortError(f"input {source} does not exist (expected a folder of Parquet/CSV files or a DuckDB file)")
-    present: set[str] = set()
-    for table, columns in COLUMNS.items():
-        if source.is_dir():
-            found = find_table(source, table)
-            cols = engine.load(f"raw_{table}", *found) if found else None
-        else:
-            cols = engine.load_database_table(f"raw_{table}", source, table)
-        if cols is None:
-            if table in REQUIRED:
-                raise CohortError(
-                    f"table {table} is missing from {source}: expected {table}.parquet, {table}/ (Parquet files), "
-                    f"{table}.csv or a table in the DuckDB file"
-                )
-            continue
-        missing = [c for c in REQUIRED.get(table, ()) if c not in cols]
-        if table == "drug_exposure" and "drug_concept_id" not in cols and "drug_source_value" not in cols:
-            missing.append("drug_concept_id or drug_source_value")
-        if missing:
-            raise CohortError(f"table {table}: missing column(s) {', '.join(missing)} (OMOP CDM v5.4 names)")
-        engine.view(table, queries.typed(f"raw_{table}", columns, set(cols), engine.dialect))
-        present.add(table)
-    return present
 
 
 @dataclass(frozen=True)
@@ -465,8 +400,11 @@ def _episodes_part(
         eng.drop(name)
     eng.drop("prescriber_peak")
     eng.view("episodes_part", f"SELECT * FROM episodes_{part}")
-    years = _years(eng, "episodes_part")
-    pairs = [(y0, y1, y) for y0 in years for y1 in years if y1 >= y0 for y in range(y0, y1 + 1)]
+    spans = eng.rows(
+        "SELECT DISTINCT year(episode_start), year(episode_end) FROM episodes_part"
+        " WHERE episode_start IS NOT NULL AND episode_end IS NOT NULL"
+    )[1]
+    pairs = [(int(y0), int(y1), y) for y0, y1 in spans for y in range(int(y0), int(y1) + 1)]  # the pairs that occur
     eng.put("year_span", arrow_table([("y0", "INT"), ("y1", "INT"), ("year", "INT")], pairs))
     eng.create("person_years", queries.person_years())
     eng.create(f"person_summary_{part}", queries.person_summary())

@@ -73,16 +73,6 @@ def pack(values: dict[str, str]) -> str:
     return " + ".join(f"({v}) * {1 << CODES[k][0]}" for k, v in values.items())
 
 
-def typed(table: str, columns: dict[str, str], present: set[str], dialect: Dialect) -> str:
-    """Project a raw view onto the OMOP columns we use, with types; absent optional columns are NULL."""
-    parts = []
-    for name, portable in columns.items():
-        kind = dialect.type(portable)
-        expr = f"CAST({name} AS {kind})" if name in present else f"CAST(NULL AS {kind})"
-        parts.append(f"{expr} AS {name}")
-    return f"SELECT {', '.join(parts)} FROM {table}"
-
-
 def distinct_keys() -> str:
     """One scan for every lookup built in Python: the distinct product keys with their row counts,
     and the distinct route_source_value and sig texts with their normalised (lower, trimmed) form.
@@ -164,7 +154,9 @@ def exposure(s: CohortSettings, d: Dialect, routes: Routes, where: str = "") -> 
     units = "x.solid = 1 AND x.quantity > 0 AND x.duration_rule <= 1"
     de, top_de = "x.raw_mg * x.de_per_mg", s.plausible_max_de_mg
     analysed_routes = ", ".join(str(r) for r in routes.analysed) or "NULL"
-    doses = f"COALESCE(x.sig_doses, CASE WHEN {units} THEN CAST(floor(x.quantity / x.duration + 0.5) AS INT) END)"
+    # units a day, capped where the interdose mask ends (beyond it the rule is not looked up): an INT
+    per_day = f"LEAST(x.quantity / x.duration, {INTERDOSE_BITS})"
+    doses = f"COALESCE(x.sig_doses, CASE WHEN {units} THEN CAST(floor({per_day} + 0.5) AS INT) END)"
     at_risk = d.bits("y.interdose_mask", "y.doses_per_day", 1)
     interdose = f"CASE WHEN y.doses_per_day BETWEEN 0 AND {INTERDOSE_BITS - 1} THEN {at_risk} ELSE 0 END"
     codes = pack(
@@ -606,10 +598,14 @@ def indicator_names(s: CohortSettings) -> list[str]:
 
 
 def person_histogram(bins: int) -> str:
-    """Rows of drug_exposure per stretch of person_id (`bins` equal stretches from the lowest id to the highest)."""
+    """Rows of drug_exposure per stretch of person_id (`bins` equal stretches from the lowest id to the highest;
+    in DOUBLE, so that ids near the ends of BIGINT do not overflow the subtraction)."""
     return f"""
 WITH r AS (SELECT MIN(person_id) AS lo, MAX(person_id) AS hi FROM drug_exposure)
-SELECT r.lo, r.hi, CAST(floor((e.person_id - r.lo) * {bins}.0 / (r.hi - r.lo + 1)) AS BIGINT) AS bin, COUNT(*) AS n
+SELECT r.lo, r.hi,
+       LEAST(CAST(floor((CAST(e.person_id AS DOUBLE) - r.lo) * {bins} / (CAST(r.hi AS DOUBLE) - r.lo + 1)) AS BIGINT),
+             {bins - 1}) AS bin,
+       COUNT(*) AS n
 FROM drug_exposure e CROSS JOIN r WHERE e.person_id IS NOT NULL GROUP BY r.lo, r.hi, 3
 """
 

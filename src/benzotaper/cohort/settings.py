@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from benzotaper.errors import CohortError
+
+# The dates (and birth years) an input may hold. Not a plausibility rule (OHDSI's Data Quality
+# Dashboard flags dates before 1950 and lets the analyst judge): the widest span in which every date
+# plus the longest supply and window stays a date that each engine, Arrow and Python can hold, and
+# the per-year tables (one row per year from the first episode to the last) stay small.
+FIRST_DATE, LAST_DATE = date(1800, 1, 1), date(2199, 12, 31)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ parser's plausibility checks apply. Anything that cannot be read raises Refusal 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -192,7 +193,13 @@ class DosageReader:
         unit = rep.get("periodUnit", "d")
         if unit not in HOURS:
             raise Refusal(f"timing period unit {unit!r} is not read (h, d or wk)")
-        per_day = float(rep.get("frequency", 1)) * 24.0 / (float(rep["period"]) * HOURS[unit])
+        period = float(rep["period"])
+        if not period > 0:
+            raise Refusal(f"timing.repeat.period {rep['period']!r} {unit}: a period must be more than 0")
+        per_day = float(rep.get("frequency", 1)) * 24.0 / (period * HOURS[unit])
+        if not math.isfinite(per_day):
+            raise Refusal(f"timing.repeat frequency {rep.get('frequency', 1)!r} per {period:g} {unit} is not a number "
+                          "of doses a day")  # fmt: skip
         if per_day < 1 - 1e-9:
             raise Refusal(f"dosing less often than daily ({per_day:.3g} times a day) is not modelled")
         return per_day
@@ -220,8 +227,16 @@ class DosageReader:
         if strength and strength[1] == "solid":
             text = re.sub(rf"{_NUM}\s*(?:tabs?|tablets?|caps?|capsules?)\b", rf"\1 x {strength[0]:g} mg tab", text)
         if strength and strength[1] == "liquid":
-            text = re.sub(rf"{_NUM}\s*ml\b", lambda m: f"{_num(parse_number(m[1]) * strength[0])} mg", text)
+            text = re.sub(rf"{_NUM}\s*ml\b", lambda m: f"{_num(_ml(m[1]) * strength[0])} mg", text)
         return " ".join(text.split())
+
+
+def _ml(text: str) -> float:
+    """mL in dosage text ('5', '1/2'); Refusal when it is not a number ('1/0')."""
+    try:
+        return parse_number(text)
+    except BenzotaperError as exc:
+        raise Refusal(f"dosage text: {text!r} mL is not an amount: {exc}") from None
 
 
 def _num(x: float) -> str:
@@ -234,7 +249,7 @@ def _max_per_day(ratio: Any, mg: float) -> int | None:
     if not isinstance(ratio, Mapping):
         return None
     num, den = ratio.get("numerator") or {}, ratio.get("denominator") or {}
-    if den.get("value") is None or num.get("value") is None:
+    if den.get("value") is None or num.get("value") is None or not mg > 0:
         return None
     days = float(den["value"]) * HOURS.get(str(den.get("code") or den.get("unit") or "d"), 24.0) / 24.0
     unit = str(num.get("code") or num.get("unit") or "")
@@ -242,4 +257,5 @@ def _max_per_day(ratio: Any, mg: float) -> int | None:
         count = mass_to_mg(float(num["value"]), unit) / mg if unit else float(num["value"])
     except UnitError:
         count = float(num["value"])
-    return max(1, int(count / days + 1e-9)) if days > 0 else None
+    per_day = count / days if days > 0 else math.inf
+    return max(1, int(per_day + 1e-9)) if math.isfinite(per_day) else None

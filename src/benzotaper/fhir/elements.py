@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from benzotaper.errors import FhirError
 
 Json = dict[str, Any]
+T = TypeVar("T")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 class Refusal(Exception):
     """A record that is well formed but cannot be mapped; the message is the reason shown to the user."""
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks, tabs and other unprintable characters written as escapes ('\\n'): one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shown(value: Any) -> str:
+    """A value as messages show it: its repr on one line, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def coding(system: str, code: str, display: str | None = None) -> Json:
@@ -91,6 +105,63 @@ def sub_value(ext: Mapping[str, Any], name: str, where: str, required: bool = Tr
     return values[0]
 
 
+def decimal(value: Any) -> float:
+    """A finite number (not a boolean); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("too large") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def whole(value: Any) -> int:
+    """A whole number (7 or 7.0, not a boolean); ValueError otherwise."""
+    if decimal(value) != int(value):
+        raise ValueError("not a whole number")
+    return int(value)
+
+
+def text(value: Any) -> str:
+    """A string; ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return value
+
+
+def json_object(value: Any) -> dict[str, Any]:
+    """A JSON object written as text ('{"a": 1}'); ValueError otherwise."""
+    try:
+        out = json.loads(text(value))
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+    if not isinstance(out, dict):
+        raise ValueError("not a JSON object")
+    return out
+
+
+ACCEPTED: dict[Callable[[Any], Any], str] = {
+    decimal: "a finite number",
+    whole: "a whole number",
+    text: "text",
+    json_object: "a JSON object as text",
+}
+
+
+def part(ext: Mapping[str, Any], name: str, where: str, kind: Callable[[Any], T]) -> T:
+    """The single value of a complex extension's part `name` read as `kind`; FhirError naming the part otherwise."""
+    value = sub_value(ext, name, where)
+    try:
+        return kind(value)
+    except ValueError:
+        raise FhirError(
+            f"{where}: extension {ext.get('url')!r} part {name!r}: expected {ACCEPTED[kind]} (got {shown(value)})"
+        ) from None
+
+
 def codings(value: Any) -> list[Json]:
     """The codings of a CodeableConcept (an empty list when there is none)."""
     if not isinstance(value, Mapping):
@@ -114,9 +185,12 @@ def concept_text(value: Any) -> str:
 
 def parse_date(text: Any, where: str) -> date:
     """A FHIR date or dateTime as a date (the date part as written)."""
-    if not isinstance(text, str) or not _DATE.match(text):
-        raise FhirError(f"{where}: expected a date YYYY-MM-DD (got {text!r})")
-    return date.fromisoformat(text[:10])
+    if isinstance(text, str) and _DATE.match(text):
+        try:
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            pass
+    raise FhirError(f"{where}: expected a date YYYY-MM-DD (got {text!r})")
 
 
 def parse_datetime(text: Any, where: str) -> datetime:

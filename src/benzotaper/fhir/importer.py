@@ -9,6 +9,7 @@ the entry, the resource and the field.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
@@ -21,7 +22,7 @@ from benzotaper.assess.timeline import Patient
 from benzotaper.errors import FhirError
 from benzotaper.fhir.codes import BZD, NONE, OPIOID, Coder, MedicationMatch
 from benzotaper.fhir.dosage import DosageReader
-from benzotaper.fhir.elements import Json, Refusal, code_in, concept_text, parse_date
+from benzotaper.fhir.elements import Json, Refusal, code_in, concept_text, parse_date, shown
 from benzotaper.fhir.levels import sample_from
 from benzotaper.fhir.questionnaires import result_from
 from benzotaper.fhir.records import (
@@ -34,7 +35,7 @@ from benzotaper.fhir.records import (
     Unmapped,
 )
 from benzotaper.fhir.taper_plan import is_plan, is_step, plan_from_resources
-from benzotaper.fhir.validation import describe, validate
+from benzotaper.fhir.validation import describe, normalized
 from benzotaper.knowledge import Knowledge
 from benzotaper.taper.plan import Plan
 from benzotaper.tdm.samples import Sample
@@ -50,12 +51,14 @@ READ_CATEGORIES = ("laboratory",)
 
 
 def import_bundle(bundle: Any, knowledge: Knowledge, *, check: bool = True, coder: Coder | None = None) -> ImportResult:
-    """Map a Bundle; `check` validates every read resource against the R4 models first (FhirError if malformed)."""
+    """Map a Bundle; `check` validates every read resource against the R4 models first (FhirError if malformed).
+
+    With `check`, the resources read are those the models give back (elements of the types FHIR defines).
+    """
     entries = _entries(bundle)
     if check:
-        for i, _, resource in entries:
-            if resource["resourceType"] in READ_TYPES:
-                validate(resource, describe(resource, i))
+        entries = [(i, url, normalized(r, describe(r, i)) if r["resourceType"] in READ_TYPES else r)
+                   for i, url, r in entries]  # fmt: skip
     return _Reader(knowledge, coder or Coder(knowledge), entries).run()
 
 
@@ -71,7 +74,10 @@ def _entries(bundle: Any) -> list[tuple[int, str | None, Json]]:
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
         if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
             raise FhirError(f"bundle entry[{i}].resource: expected a resource with a resourceType")
-        out.append((i, entry.get("fullUrl"), dict(resource)))
+        url = entry.get("fullUrl")
+        if url is not None and not isinstance(url, str):
+            raise FhirError(f"bundle entry[{i}].fullUrl: expected a URI string (got {shown(url)})")
+        out.append((i, url, dict(resource)))
     return out
 
 
@@ -93,9 +99,9 @@ class _Reader:
         self.plan_keys: set[str | None] = set()
 
     def run(self) -> ImportResult:
-        for i, _, r in self.entries:
+        for i, url, r in self.entries:
             if r["resourceType"] == "Patient":
-                self._add_patient(_patient_info(r, f"{describe(r, i)}"))
+                self._add_patient(_patient_info(r, describe(r, i), url))
         handlers = {
             "MedicationRequest": self._medication,
             "MedicationStatement": self._medication,
@@ -193,8 +199,8 @@ class _Reader:
             match = replace(match, strength=strength)
         if match.kind == NONE:
             rx = code_in(concept, self.coder.codes.system("rxnorm"))
-            shown = concept_text(concept) or "no name"
-            detail = f"code not in value sets: RxNorm {rx} ({shown})" if rx else f"{shown!r}"
+            named = concept_text(concept) or "no name"
+            detail = f"code not in value sets: RxNorm {rx} ({named})" if rx else f"{named!r}"
             raise Refusal(f"no benzodiazepine or Z-drug: {detail}")
         if match.kind != BZD and match.kind != OPIOID:
             raise Refusal(
@@ -227,8 +233,7 @@ class _Reader:
         supply = dispense.get("expectedSupplyDuration") or {}
         unit = str(supply.get("code") or supply.get("unit") or "")
         if start is not None and supply.get("value") is not None and unit in SUPPLY_DAYS:
-            days = round(float(supply["value"]) * SUPPLY_DAYS[unit])
-            return start, start + timedelta(days=max(days, 1) - 1)
+            return start, _supply_end(start, supply["value"], unit)
         return start, None
 
     def _record(self, r: Json, match: MedicationMatch, status: str, where: str) -> MedicationRecord:
@@ -295,6 +300,14 @@ class _Reader:
         self.records[pid]["plans"].append(plan)
 
 
+def _supply_end(start: date, value: Any, unit: str) -> date:
+    """Last day of a supply of `value` `unit` (d or wk) from `start`; Refusal when that is past the calendar."""
+    try:
+        return start + timedelta(days=max(round(float(value) * SUPPLY_DAYS[unit]), 1) - 1)
+    except (OverflowError, ValueError):
+        raise Refusal(f"dispenseRequest.expectedSupplyDuration {shown(value)} {unit}: ends after {date.max}") from None
+
+
 def _strength(med: Json) -> tuple[float, str] | None:
     """mg per tablet ('solid') or per mL ('liquid') from Medication.ingredient[0].strength, when given in mg."""
     ingredients = med.get("ingredient") or []
@@ -306,10 +319,13 @@ def _strength(med: Json) -> tuple[float, str] | None:
         return None
     per = str(den.get("code") or den.get("unit") or "1").lower()
     amount = float(num["value"]) / float(den.get("value") or 1)
+    if not 0 < amount < math.inf:
+        return None  # not a strength: the dose then needs one, and the record is listed with that reason
     return (amount, "liquid") if per in ("ml", "milliliter") else (amount, "solid")
 
 
-def _patient_info(r: Json, where: str) -> PatientInfo:
+def _patient_info(r: Json, where: str, url: str | None) -> PatientInfo:
+    """The Patient's id (else its fullUrl, which references to it use, else `where`), sex, birth year, country."""
     birth = r.get("birthDate")
     birth_date = parse_date(birth, f"{where}.birthDate") if isinstance(birth, str) and len(birth) >= 10 else None
     sex = r.get("gender") if r.get("gender") in ("female", "male", "other") else None
@@ -321,4 +337,4 @@ def _patient_info(r: Json, where: str) -> PatientInfo:
                           country=address[0].get("country"))  # fmt: skip
     except ValidationError as exc:
         raise FhirError(f"{where}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    return PatientInfo(str(r.get("id") or where), patient, birth_date, name or None)
+    return PatientInfo(str(r.get("id") or url or where), patient, birth_date, name or None)

@@ -11,26 +11,35 @@ so that import(export(plan)) == plan.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from datetime import date, time
 from typing import Any
 
-from benzotaper.errors import FhirError
+from benzotaper.errors import FhirError, UnknownDrugError
 from benzotaper.fhir.context import ExportContext
 from benzotaper.fhir.elements import (
+    ACCEPTED,
     Json,
     code_in,
     coding,
     codings,
     complex_extension,
     concept,
+    decimal,
     extensions,
     fhir_time,
+    json_object,
     parse_date,
+    part,
     reference,
+    shown,
     sub_value,
     sub_values,
+    text,
+    whole,
 )
+from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.fhir_codes import FhirCodes
 from benzotaper.taper.plan import Dose, Event, Phase, Plan, Portion, Step
 
@@ -41,6 +50,7 @@ STEP_EXT, PLAN_EXT, PORTION_EXT, POSITION_EXT = "taper-step", "taper-plan", "dos
 
 def plan_entries(plan: Plan, ctx: ExportContext, status: str, key: str) -> list[tuple[str, Json]]:
     """(full URL, resource) for the CarePlan and every step's MedicationRequest(s)."""
+    _check_drugs(plan, ctx.coder.knowledge)
     careplan_url = ctx.url("CarePlan", key)
     requests: list[tuple[str, Json]] = []
     for step in plan.steps:
@@ -49,6 +59,20 @@ def plan_entries(plan: Plan, ctx: ExportContext, status: str, key: str) -> list[
             url = ctx.url("MedicationRequest", key, str(step.index), drug)
             requests.append((url, _request(ctx, plan, step, drug, status, careplan_url, key)))
     return [(careplan_url, _careplan(ctx, plan, status, key, [u for u, _ in requests])), *requests]
+
+
+def _check_drugs(plan: Plan, knowledge: Knowledge) -> None:
+    """Every dose names a drug of the knowledge base by its id (what the local drug code holds)."""
+    for step in plan.steps:
+        for i, dose in enumerate(step.doses, start=1):
+            if dose.drug in knowledge.drugs:
+                continue
+            try:
+                hint = f"; did you mean {knowledge.drug(dose.drug).id!r}?"
+            except UnknownDrugError as exc:
+                hint = "".join(str(exc).partition(";")[1:])
+            raise FhirError(f"plan step {step.index}, dose {i}: drug {shown(dose.drug)} is not a drug id of the "
+                            f"knowledge base{hint}")  # fmt: skip
 
 
 def _step_drugs(plan: Plan, step: Step) -> list[str]:
@@ -193,11 +217,13 @@ def is_step(request: Json, codes: FhirCodes) -> bool:
 def plan_from_resources(careplan: Json, requests: Sequence[tuple[str, Json]], codes: FhirCodes, where: str) -> Plan:
     """Rebuild a Plan from its CarePlan and step MedicationRequests ((where, resource) pairs, bundle order)."""
     ext = extensions(careplan, codes.local("StructureDefinition", PLAN_EXT))[0]
-    strategy = next((c for c in codings(careplan.get("category", [{}])[0]) if c.get("code")), None)
+    strategy = next((c for c in codings((careplan.get("category") or [{}])[0]) if c.get("code")), None)
     if strategy is None:
         raise FhirError(f"{where}.category: the taper strategy code is missing")
     period = careplan.get("period") or {}
     steps = _steps(requests, codes)
+    target = sub_value(ext, "target", where, required=False)
+    events = sub_values(ext, "event")
     return Plan(
         regimen=str(careplan.get("description", "")),
         strategy=str(strategy["code"]),
@@ -207,12 +233,12 @@ def plan_from_resources(careplan: Json, requests: Sequence[tuple[str, Json]], co
         steps=steps,
         phases=tuple(_phase(a["detail"], f"{where}.activity") for a in careplan.get("activity", []) if "detail" in a),
         warnings=tuple(str(n.get("text", "")) for n in careplan.get("note", [])),
-        target=sub_value(ext, "target", where, required=False),
-        tolerance=float(sub_value(ext, "tolerance", where)),
+        target=None if target is None else str(target),
+        tolerance=part(ext, "tolerance", where, decimal),
         sources=tuple(str(s) for s in sub_values(ext, "source")),
         overrides=tuple(str(s) for s in sub_values(ext, "override")),
-        events=tuple(_event(json.loads(e)) for e in sub_values(ext, "event")),
-        parameters=json.loads(sub_value(ext, "parameters", where)),
+        events=tuple(_event(e, f"{where}: extension {ext.get('url')!r} part 'event'") for e in events),
+        parameters=part(ext, "parameters", where, json_object),
     )
 
 
@@ -226,16 +252,32 @@ def _phase(detail: Json, where: str) -> Phase:
     )
 
 
-def _event(raw: dict[str, Any]) -> Event:
-    return Event(date.fromisoformat(raw["date"]), raw["kind"], int(raw["days"]), raw["instrument"],
-                 float(raw["score"]), raw["note"])  # fmt: skip
+EVENT_FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
+    "kind": (text, None), "days": (whole, 0), "instrument": (text, ""), "score": (decimal, 0.0), "note": (text, ""),
+}  # fmt: skip
+
+
+def _event(raw: Any, where: str) -> Event:
+    """An event written as JSON text {"date", "kind", "days", "instrument", "score", "note"}; FhirError otherwise."""
+    try:
+        event = json_object(raw)
+    except ValueError:
+        raise FhirError(f"{where}: expected a JSON object as text (got {shown(raw)})") from None
+    values: dict[str, Any] = {"day": parse_date(event.get("date"), f"{where}.date")}
+    for name, (kind, default) in EVENT_FIELDS.items():
+        value = event.get(name, default)
+        try:
+            values[name] = kind(value)
+        except ValueError:
+            raise FhirError(f"{where}.{name}: expected {ACCEPTED[kind]} (got {shown(value)})") from None
+    return Event(**values)
 
 
 def _steps(requests: Sequence[tuple[str, Json]], codes: FhirCodes) -> tuple[Step, ...]:
     by_index: dict[int, list[tuple[str, Json, Json]]] = {}
     for where, request in requests:
         ext = extensions(request, codes.local("StructureDefinition", STEP_EXT))[0]
-        by_index.setdefault(int(sub_value(ext, "index", where)), []).append((where, request, ext))
+        by_index.setdefault(part(ext, "index", where, whole), []).append((where, request, ext))
     return tuple(_step(index, parts, codes) for index, parts in sorted(by_index.items()))
 
 
@@ -256,18 +298,22 @@ def _step(index: int, parts: list[tuple[str, Json, Json]], codes: FhirCodes) -> 
                 doses.append(_dose(d, drug, codes, f"{w}.dosageInstruction[{i}]", order))
     if start is None:
         raise FhirError(f"{where}.dosageInstruction: a taper step needs boundsPeriod.start")
+    days = part(ext, "days", where, whole)
+    if days < 1:
+        raise FhirError(f"{where}: extension {STEP_EXT!r} part 'days': a step lasts at least 1 day (got {days})")
     note = first.get("note") or [{}]
+    override = sub_value(ext, "override", where, required=False)
     return Step(
         index=index,
         phase=str(sub_value(ext, "phase", where)),
         start=start,
-        days=int(sub_value(ext, "days", where)),
+        days=days,
         doses=tuple(d for _, d in sorted(doses, key=lambda x: x[0])),
-        diazepam_equivalent_mg=float(sub_value(ext, "diazepamEquivalentMg", where)),
+        diazepam_equivalent_mg=part(ext, "diazepamEquivalentMg", where, decimal),
         rule=str(note[0].get("text", "")),
         sources=tuple(str(s) for s in sub_values(ext, "source")),
         warnings=tuple(str(s) for s in sub_values(ext, "warning")),
-        override=sub_value(ext, "override", where, required=False),
+        override=None if override is None else str(override),
     )
 
 
@@ -278,19 +324,22 @@ def _dose(d: Json, drug: str, codes: FhirCodes, where: str, order: int) -> tuple
     quantity = (d.get("doseAndRate") or [{}])[0].get("doseQuantity") or {}
     if quantity.get("code", quantity.get("unit")) != "mg" or quantity.get("value") is None:
         raise FhirError(f"{where}.doseAndRate[0].doseQuantity: a taper step dose is written in mg (got {quantity!r})")
-    portions = tuple(
-        Portion(
-            drug=str(sub_value(p, "drug", where)),
-            form=str(sub_value(p, "form", where)),
-            strength=float(sub_value(p, "strength", where)),
-            unit=str(sub_value(p, "unit", where)),
-            count=float(sub_value(p, "count", where)),
-            ml=float(sub_value(p, "ml", where)),
-        )
-        for p in extensions(d, codes.local("StructureDefinition", PORTION_EXT))
-    )
-    position = next(
-        (int(e["valueInteger"]) for e in extensions(d, codes.local("StructureDefinition", POSITION_EXT))), 0
-    )
-    at = time.fromisoformat(str(times[0]))
-    return (position, at, order), Dose(drug, at, float(quantity["value"]), portions)
+    mg = float(quantity["value"])
+    if not 0 < mg < math.inf:
+        raise FhirError(f"{where}.doseAndRate[0].doseQuantity.value: a taper step dose is more than 0 mg (got {mg:g})")
+    portions = tuple(_portion(p, where) for p in extensions(d, codes.local("StructureDefinition", PORTION_EXT)))
+    positions = [e.get("valueInteger") for e in extensions(d, codes.local("StructureDefinition", POSITION_EXT))]
+    position = positions[0] if positions and isinstance(positions[0], int) else 0
+    try:
+        at = time.fromisoformat(str(times[0]))
+    except ValueError:
+        raise FhirError(f"{where}.timing.repeat.timeOfDay: expected a time HH:MM:SS (got {shown(times[0])})") from None
+    return (position, at, order), Dose(drug, at, mg, portions)
+
+
+def _portion(ext: Json, where: str) -> Portion:
+    amounts = {name: part(ext, name, where, decimal) for name in ("strength", "count", "ml")}
+    if any(v < 0 for v in amounts.values()):
+        raise FhirError(f"{where}: extension {PORTION_EXT!r}: strength, count and ml are 0 or more (got {amounts})")
+    return Portion(drug=str(sub_value(ext, "drug", where)), form=str(sub_value(ext, "form", where)),
+                   unit=str(sub_value(ext, "unit", where)), **amounts)  # fmt: skip

@@ -8,9 +8,12 @@ censored: it says 'below this limit', never 'zero'. Every error names the row, c
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import math
 import re
-from collections.abc import Iterable
+import reprlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +37,9 @@ DEQ_NAMES = frozenset(
 )
 REQUIRED = ("sampled_at", "analyte", "value", "unit")
 OPTIONAL = ("lloq", "last_dose_at", "lab", "method")
+_SHOWN = reprlib.Repr()  # a value quoted in a message, cut short when long
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_EXTRA = "\x00extra"  # DictReader's key for values beyond the header's columns
 _BLQ_WORDS = frozenset({"blq", "bql", "<lloq", "nd", "not detected", "below lloq"})
 _LESS_THAN = re.compile(r"^\s*<\s*(?P<n>[\d.,]+)\s*$")
 
@@ -64,7 +70,7 @@ class Sample:
 
 
 def _fail(row: int, column: str, value: object, accepted: str) -> LevelsError:
-    return LevelsError(f"levels row {row}, column {column!r}: {value!r} is not valid; expected {accepted}")
+    return LevelsError(f"levels row {row}, column {column!r}: {_SHOWN.repr(value)} is not valid; expected {accepted}")
 
 
 def parse_time(text: str, row: int, column: str) -> datetime:
@@ -94,20 +100,31 @@ def _analyte(knowledge: Knowledge, text: str, row: int) -> str:
     try:
         return analyte_id(knowledge, text)
     except UnknownDrugError as exc:
-        raise LevelsError(f"levels row {row}, column 'analyte': {exc}; or 'diazepam_equivalents'") from exc
+        known = ", ".join(sorted(knowledge.analytes)[:3])
+        raise LevelsError(
+            f"levels row {row}, column 'analyte': {exc}; expected a drug or metabolite of the knowledge base "
+            f"(such as {known}) or 'diazepam_equivalents'"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _per_unit(unit: str, molar_mass: float) -> float:
+    """ng/mL in one `unit` of an analyte: the units library parses a unit text once, not once per row."""
+    return to_ng_ml(1.0, unit, molar_mass)
 
 
 def _concentration(knowledge: Knowledge, number: float, unit: str, analyte: str, row: int, column: str) -> float:
     mass = knowledge.analytes["diazepam" if analyte == DEQ else analyte].molar_mass.value
     try:
-        value = to_ng_ml(number, unit, mass)
+        finite = math.isfinite(number) and number >= 0
+        value = number * _per_unit(unit, mass) if finite else to_ng_ml(number, unit, mass)  # the latter refuses
     except BenzotaperError as exc:
         raise _fail(row, column, f"{number:g} {unit}", f"a level in {list(CONCENTRATION_UNITS)} ({exc})") from exc
     limit = load_tdm_knowledge().q("levels", "max_plausible")
     if value > limit.value:
         raise LevelsError(
-            f"levels row {row}, column {column!r}: {number:g} {unit} = {value:g} ng/mL is implausible "
-            f"(above {limit.value:g} ng/mL; {limit.note})"
+            f"levels row {row}, column {column!r}: {number:g} {unit} = {value:g} ng/mL is implausible; "
+            f"expected at most {limit.value:g} ng/mL ({limit.note})"
         )
     return value
 
@@ -163,14 +180,42 @@ def _sample(knowledge: Knowledge, rec: dict[str, str], row: int) -> Sample:
     )
 
 
-def read_samples(knowledge: Knowledge, text: str) -> list[Sample]:
-    """Samples from CSV text, in time order; the header must name the required columns."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or []]
+def _header(fieldnames: Sequence[str] | None) -> list[str]:
+    """The stripped column names; refuses a missing required column or a column named twice."""
+    header = [(h or "").strip() for h in fieldnames or []]
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise LevelsError(f"levels file: missing column(s) {missing}; the header needs {list(REQUIRED)} (got {header})")
-    rows = [({(k or "").strip(): (v or "") for k, v in rec.items()}, reader.line_num) for rec in reader]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise LevelsError(f"levels file, line 1: column(s) {twice} appear more than once; expected each column once")
+    return header
+
+
+def _records(reader: csv.DictReader[str], width: int) -> list[tuple[dict[str, str], int]]:
+    """(record, line) per row, stripped keys; a value beyond the header's columns is refused."""
+    rows = []
+    for rec in reader:
+        extra = [v for v in rec.pop(_EXTRA, None) or [] if v.strip()]
+        if extra:
+            raise LevelsError(
+                f"levels row {reader.line_num}: {width + len(extra)} or more values {extra[:3]!r} beyond the "
+                f"header's {width} columns; expected one value per column of the header"
+            )
+        rows.append(({(k or "").strip(): (v or "") for k, v in rec.items()}, reader.line_num))
+    return rows
+
+
+def read_samples(knowledge: Knowledge, text: str) -> list[Sample]:
+    """Samples from CSV text, in time order; the header must name the required columns."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=None), restkey=_EXTRA)
+    try:
+        header = _header(reader.fieldnames)
+        rows = _records(reader, len(header))
+    except csv.Error as exc:
+        raise LevelsError(
+            f"levels file, after line {reader.line_num}: {exc}; expected comma-separated values"
+        ) from None
     samples = [_sample(knowledge, rec, line) for rec, line in rows if any(v.strip() for v in rec.values())]
     if not samples:
         raise LevelsError("levels file: no samples (one row per measured level)")
@@ -178,11 +223,16 @@ def read_samples(knowledge: Knowledge, text: str) -> list[Sample]:
 
 
 def load_samples(knowledge: Knowledge, path: Path) -> list[Sample]:
-    """Samples from a CSV file."""
+    """Samples from a CSV file (UTF-8)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise LevelsError(f"levels file {str(path)!r} cannot be read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1]
+        raise LevelsError(
+            f"levels file {str(path)!r}: byte {byte!r} at position {exc.start} is not UTF-8; expected UTF-8 text"
+        ) from None
     return read_samples(knowledge, text)
 
 

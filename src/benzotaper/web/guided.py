@@ -9,7 +9,7 @@ fit for every chart would cost a second).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from benzotaper.errors import LevelsError, PlanError
@@ -76,6 +76,7 @@ def build_guided(patient: m.Patient, options: dict[str, Any]) -> tuple[Plan, dic
         raise LevelsError(f"no level has been taken on the current regimen (since {since}); record a trough first")
     merged = {**GUIDED_DEFAULTS, **{k: v for k, v in options.items() if v not in (None, "")}}
     opts: PlanOptions = services.plan_options(merged)
+    _check_start(opts.start, since)
     traj = trajectory_of(merged)
     plan, extra = guided_levels_plan(services.knowledge(), samples, sig, since, opts, traj)
     stored = {k: v for k, v in merged.items() if k not in ("level_fall", "trajectory")}
@@ -86,6 +87,22 @@ def build_guided(patient: m.Patient, options: dict[str, Any]) -> tuple[Plan, dic
         "levels": [_sample_json(s) for s in samples],
     }
     return plan, extra, stored
+
+
+# An input bound, not a clinical fact: the model is fitted to the levels taken now, and simulating to a start
+# years away took minutes (start 7204-08-03: 607 s, found by the API fuzz). Plan later with later levels.
+START_LEAD_DAYS = 365
+
+
+def _check_start(start: date, since: date) -> None:
+    """The first day lies between the current regimen's start and START_LEAD_DAYS from today."""
+    latest = services.today() + timedelta(days=START_LEAD_DAYS)
+    if not since <= start <= latest:
+        raise PlanError(
+            f"start {start.isoformat()} is not accepted: the plan starts, when guided by the current levels, "
+            f"between the regimen's start {since.isoformat()} and {latest.isoformat()} "
+            f"({START_LEAD_DAYS} days from today)"
+        )
 
 
 def stored_guided_plan(record: m.Plan) -> Plan:
