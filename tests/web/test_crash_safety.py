@@ -64,7 +64,8 @@ def _crash_run(tmp_path: Path, url: str | None, *extra: str) -> dict[str, Any]:
 
 
 def test_acknowledged_writes_survive_sigkill_once_each(tmp_path: Path, clinic_url: Any) -> None:
-    result = _crash_run(tmp_path, clinic_url())
+    url = clinic_url()
+    result = _crash_run(tmp_path, url, *(["--seconds", "16"] if url else []))  # PostgreSQL restarts slowly
     assert result["engine"] == ("postgresql" if ADMIN_URL else "sqlite")
     # PostgreSQL's server restarts take ~11 s of the 8 s run's tail: fewer writes there (51 on a loaded machine)
     assert result["kills"] == 1 and result["acknowledged"] > (30 if ADMIN_URL else 100)
