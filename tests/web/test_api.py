@@ -421,6 +421,36 @@ def test_bad_answers_are_422_naming_the_item(world: World) -> None:
     assert not m.Assessment.objects.exists()
 
 
+@pytest.mark.parametrize(("route", "body", "field", "accepted"), [
+    # found by schemathesis on PostgreSQL: timestamptz refuses offsets beyond +-15:59, SQLite stored it
+    ("assessments", {"instrument": "sds", "answers": [1] * 5, "taken_at": "2024-05-10T00:35:49-16:40"},
+     "taken_at", "-12:00 to +14:00"),
+    ("assessments", {"instrument": "sds", "answers": [1] * 5, "taken_at": "1842-05-10T00:35:49"},
+     "taken_at", "1900 to 2100"),
+    ("levels", {**BODIES["levels"], "sampled_at": "2024-03-10T08:00+14:30"}, "sampled_at", "-12:00 to +14:00"),
+    ("levels", {**BODIES["levels"], "last_dose_at": "0001-01-01T00:00+14:00"}, "last_dose_at", "1900 to 2100"),
+    ("diary", {"kind": "note", "note": "x", "at": "2024-03-10T08:00-12:01"}, "at", "-12:00 to +14:00"),
+    ("diary", {"kind": "note", "note": "x", "day": "0001-01-01"}, "day", "1900 to 2100"),
+])
+def test_unreal_times_are_422_naming_the_field(world: World, route: str, body: dict[str, Any], field: str,
+                                               accepted: str) -> None:
+    response = post(world.client(world.clin_a), f"/api/patients/{world.patient.pk}/{route}", body)
+    assert response.status_code == 422, response.content
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", field] and accepted in error["msg"], error
+    assert not m.Assessment.objects.exists() and not m.Level.objects.exists() and not m.DiaryEntry.objects.exists()
+
+
+def test_real_extreme_offsets_are_accepted(world: World) -> None:
+    """UTC+14:00 (Kiritimati) and UTC-12:00 are real zones: the bound must not refuse them."""
+    client = world.client(world.clin_a)
+    url = f"/api/patients/{world.patient.pk}/assessments"
+    for moment in ("2024-05-10T09:00+14:00", "2024-05-10T09:00-12:00"):
+        body = {"instrument": "sds", "answers": [1] * 5, "taken_at": moment}
+        assert post(client, url, body).status_code == 201, moment
+    assert m.Assessment.objects.filter(patient=world.patient).count() == 2
+
+
 def test_plan_errors_are_422(world: World) -> None:
     client = world.client(world.clin_a)
     url = f"/api/patients/{world.patient.pk}/plans"

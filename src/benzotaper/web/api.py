@@ -32,6 +32,7 @@ from benzotaper.knowledge.safety_net import FLAGS, SUBSTANCES
 from benzotaper.web import forms as f
 from benzotaper.web import models as m
 from benzotaper.web import services
+from benzotaper.web.api_fields import ClinicDate, ClinicTime
 from benzotaper.web.audit import set_actor
 from benzotaper.web.permissions import patient_for, require_clinician, role, visible_patients
 from benzotaper.web.views import _approve, _plan_field
@@ -228,7 +229,7 @@ class PatientIn(Schema):
     sex: Literal["", "F", "M", "X"] = ""
     country: str = Field("", max_length=2, description="ISO 3166 code, used for crisis lines")
     indication: str = Field("", max_length=200, description="original indication")
-    indication_since: date | None = None
+    indication_since: ClinicDate | None = None
     indication_symptoms: str = Field("", max_length=300, description="symptoms of the indication, comma separated")
     risk_factors: list[str] = Field(default_factory=list, description=f"any of: {', '.join(FLAGS)}")
     co_used: list[str] = Field(default_factory=list, description=f"any of: {', '.join(SUBSTANCES)}")
@@ -264,8 +265,8 @@ class PatientOut(Schema):
 
 class RegimenIn(Schema):
     sig: str = Field(min_length=1, max_length=300, description="free text, e.g. 'alprazolam 2 mg tds'")
-    start: date = Field(description="taken since")
-    end: date | None = Field(None, description="until (empty: ongoing)")
+    start: ClinicDate = Field(description="taken since")
+    end: ClinicDate | None = Field(None, description="until (empty: ongoing)")
     preview_only: bool = Field(False, description="true: return the parse without saving")
 
 
@@ -280,11 +281,11 @@ class RegimenOut(Schema):
 
 class LevelIn(Schema):
     analyte: str = Field(description="an analyte id, or 'diazepam_equivalents' (immunoassay)")
-    sampled_at: datetime = Field(description="naive times are the clinic's local time")
+    sampled_at: ClinicTime = Field(description="naive times are the clinic's local time")
     value: str | float = Field(description="a number, or '<5' when below the limit of quantification")
     unit: LevelUnit = "ng/mL"
     lloq: str | float | None = Field(None, description="lower limit of quantification, in `unit`")
-    last_dose_at: datetime | None = None
+    last_dose_at: ClinicTime | None = None
     lab: str = Field("", max_length=80)
     method: str = Field("", max_length=40)
 
@@ -303,7 +304,7 @@ class LevelOut(Schema):
 class AssessmentIn(Schema):
     instrument: Instrument
     answers: list[int] | dict[str, int] = Field(description="in item order, or keyed by item id")
-    taken_at: datetime | None = Field(None, description="default: now")
+    taken_at: ClinicTime | None = Field(None, description="default: now")
 
 
 class AssessmentOut(Schema):
@@ -323,12 +324,12 @@ class AssessmentCreated(AssessmentOut):
 
 class PlanIn(Schema):
     strategy: Strategy = "ashton"
-    start: date | None = Field(None, description="first day (default today)")
+    start: ClinicDate | None = Field(None, description="first day (default today)")
     to: Literal["diazepam", "clonazepam", "chlordiazepoxide"] | None = Field(None, description="switch to")
     switch: Literal["auto", "stepwise", "direct", "none"] = "auto"
     interval_days: int | None = Field(None, ge=1, le=90, description="days between reductions")
     fraction: float | None = Field(None, ge=0.01, le=0.5, description="reduction fraction, e.g. 0.1")
-    end_by: date | None = Field(None, description="finish by")
+    end_by: ClinicDate | None = Field(None, description="finish by")
     market: Literal["UK", "US", "PL"] | None = Field(None, description="products of")
     override_reason: str | None = Field(None, max_length=300, description="clinician's reason to lift the rate limit")
     approve: bool = Field(False, description="true: store as a new approved version; false: return the draft only")
@@ -355,8 +356,8 @@ class PlanOut(PlanBrief):
 
 class DiaryIn(Schema):
     kind: Literal["dose", "checkin", "note"]
-    day: date | None = Field(None, description="default: the day of `at`, else today")
-    at: datetime | None = Field(None, description="default: now (or noon of `day`)")
+    day: ClinicDate | None = Field(None, description="default: the day of `at`, else today")
+    at: ClinicTime | None = Field(None, description="default: now (or noon of `day`)")
     drug: str = Field("", max_length=40, description="dose: the drug taken")
     planned_mg: float | None = Field(None, ge=0, le=1000)
     taken_mg: float | None = Field(None, ge=0, le=1000, description="dose: mg actually taken")

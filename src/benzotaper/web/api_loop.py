@@ -16,13 +16,14 @@ from ninja.responses import Status
 from benzotaper.errors import BenzotaperError
 from benzotaper.web import guided, replans, services, worklist
 from benzotaper.web import models as m
+from benzotaper.web.api_fields import ClinicDate
 from benzotaper.web.permissions import patient_for, require_clinician
 
 router = Router()
 
 
 class GuidedIn(Schema):
-    start: date | None = Field(None, description="first day of the plan (default today)")
+    start: ClinicDate | None = Field(None, description="first day of the plan (default today)")
     level_fall: float = Field(5.0, ge=2.5, le=25, description="target fall of the trough per week, percent")
     trajectory: Literal["occupancy", "level"] = Field("occupancy", description="guide the occupancy or the level")
     switch: Literal["later", "none", "auto"] = Field(
