@@ -5,7 +5,6 @@ Kept apart from cli.py so each file stays one concept; registered on the same Ty
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from benzotaper.clitools import JsonOpt, _emit, _guard, out
 from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.regimen import parse_regimens
+from benzotaper.taper.event_file import read_events
 from benzotaper.taper.levels import plan_curves, step_levels
 from benzotaper.taper.plan import Event, Plan
 from benzotaper.taper.planner import PlanOptions
@@ -33,27 +33,6 @@ def _date(name: str, value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise PlanError(f"{name} must be a date YYYY-MM-DD (got {value!r})") from None
-
-
-def read_events(path: Path) -> list[Event]:
-    """Events CSV: date,kind[,days,instrument,score,note] with kind hold, return or score."""
-    events = []
-    with path.open(newline="") as fh:
-        for i, row in enumerate(csv.DictReader(fh), start=2):
-            try:
-                events.append(
-                    Event(
-                        day=date.fromisoformat(row["date"]),
-                        kind=row["kind"].strip(),
-                        days=int(row.get("days") or 0),
-                        instrument=(row.get("instrument") or "").strip(),
-                        score=float(row.get("score") or 0),
-                        note=(row.get("note") or "").strip(),
-                    )
-                )
-            except (KeyError, ValueError) as exc:
-                raise PlanError(f"{path.name} line {i}: needs date (YYYY-MM-DD) and kind; {exc}") from None
-    return events
 
 
 def plan_command(

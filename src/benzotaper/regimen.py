@@ -235,6 +235,8 @@ def parse_regimens(
         if current.id not in by_drug:
             order.append(current)
         by_drug.setdefault(current.id, []).append(_parse_clause(knowledge, current, rest))
+    if not order:  # only separators: ';', '+', ' & '
+        raise RegimenError(f"regimen {text.strip()!r} names no drug and dose; expected e.g. 'alprazolam 2 mg tds'")
     regimens = [_merge(d, by_drug[d.id], start, end, text) for d in order]
     for regimen in regimens:
         check_plausible(knowledge, regimen)

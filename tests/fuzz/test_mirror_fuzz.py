@@ -438,3 +438,10 @@ def test_an_infinite_diary_dose_is_refused() -> None:
 def test_an_unknown_diary_drug_names_the_field() -> None:
     # found fuzzing this surface: UnknownDrugError without the field (doses[0].drug)
     assert "doses[0].drug" in _refused(BASE + "doses: [{drug: foo, mg: 1, at: 2021-01-01T08:00}]\n")
+
+
+@pytest.mark.parametrize("tagged", ["!!map [a, b]", "!!set [a]", "!!map foo"])
+def test_a_sequence_or_scalar_tagged_as_a_mapping_is_refused(tagged: str) -> None:
+    # found fuzzing this surface (10,000 inputs): `!!map [a, b]` raised TypeError in the duplicate-key check
+    message = _refused(BASE + f"x: {tagged}\n")
+    assert "is not a mapping; drop the tag" in message and "line" in message

@@ -251,3 +251,10 @@ def test_a_dose_in_exponent_notation_is_read_and_refused_as_implausible() -> Non
 def test_an_unknown_word_without_suggestions_says_what_a_sig_starts_with() -> None:
     with pytest.raises(RegimenError, match=r"unknown drug 'qqq': a regimen starts with a drug name, e.g."):
         parse_regimens("qqq 2 mg tds", K, START)
+
+
+@pytest.mark.parametrize("text", [";", "+", ",", " ; ", "&", ";;"])
+def test_a_sig_of_only_separators_is_refused(text: str) -> None:
+    # found fuzzing this surface: ';' or '+' alone was accepted as a regimen of no drugs
+    with pytest.raises(RegimenError, match=r"names no drug and dose; expected e.g. 'alprazolam 2 mg tds'"):
+        parse_regimens(text, K, START)

@@ -174,7 +174,7 @@ def _screen_mutation(
         pairs[i] = (pairs[i][0], choose(draw, NOT_YES_NO))
         refuse(case, repr(pairs[i][0]), "NaN", "Infinity")
     elif op == "not_object":
-        refuse(case, "must be an object", "(got")
+        refuse(case, "must be an object", "(got", "is not a JSON number")  # NaN, Infinity are among them
         return choose(draw, NOT_OBJECTS)
     elif op == "empty":
         pairs.clear()
@@ -195,7 +195,7 @@ def raw_cases(draw: st.DrawFn, command: str) -> Case:
         data = draw(st.text(max_size=80) | st.text(string.printable, max_size=80)).encode("utf-8", "surrogatepass")
     else:
         data = draw(st.binary(max_size=80))
-    mentions = [FILE, "must be an object", "screen answer", "nothing to screen", "profile field", "(got"]
+    mentions = [FILE, "must be an object", "screen answer", "nothing to screen", "profile field", "(got", "is not a JSON number"]
     return Case(command, data, None, mentions)
 
 
@@ -349,7 +349,7 @@ def _risk_mutation(draw: st.DrawFn, op: str, pairs: list[tuple[str, Any]], case:
         pairs += [("regimen", "diazepam 5 mg tds"), ("diazepam_mg", 15)]
         refuse(case, "not both", "given twice")
     elif op == "not_object":
-        refuse(case, "must be an object")
+        refuse(case, "must be an object", "is not a JSON number")
         return choose(draw, NOT_OBJECTS)
     return None
 
