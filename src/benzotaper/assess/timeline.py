@@ -239,7 +239,8 @@ class TimelineLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, MappingNode):  # `!!map [a, b]`: a sequence tagged as a mapping
-            raise _Refused(None, None, f"a {node.id} tagged {node.tag!r} is not a mapping; drop the tag", node.start_mark)
+            problem = f"a {node.id} tagged {node.tag!r} is not a mapping; drop the tag"
+            raise _Refused(None, None, problem, node.start_mark)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = key_node.value if key_node.tag == "tag:yaml.org,2002:str" else None
