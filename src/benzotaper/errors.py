@@ -15,7 +15,11 @@ class UnknownDrugError(LookupError, BenzotaperError):
     """A drug name that is not in the knowledge base (with suggestions)."""
 
     def __init__(self, name: str, suggestions: list[str]) -> None:
-        hint = f"; did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        hint = (
+            f"; did you mean {', '.join(repr(s) for s in suggestions)}?"
+            if suggestions
+            else "; expected a drug name such as 'diazepam' (`benzotaper drugs` lists them)"
+        )
         super().__init__(f"unknown drug {name!r}{hint}")
         self.name = name
         self.suggestions = suggestions

@@ -251,3 +251,12 @@ def cli_cases(draw: st.DrawFn) -> list[str]:
 @given(cli_cases())
 def test_events_cli_fuzz(args: list[str]) -> None:
     cli(CLI_SURFACE, args)
+
+
+# ---------------------------------------------------------------- failures the fuzz found (regressions)
+
+
+def test_a_day_count_past_the_digit_limit_is_refused() -> None:
+    # found fuzzing this surface: int() of a 5,000-digit day count raised a bare ValueError (Python's digit limit)
+    with pytest.raises(PlanError, match=r"line 2, days: '9{40}\.\.\.' is not a number of days"):
+        parse_events("date,kind,days\n2027-01-10,hold," + "9" * 5000 + "\n")

@@ -584,5 +584,11 @@ def test_taper_plan_extensions_of_the_wrong_kind_are_refused(part: str, value: s
     refused(bundle, r"CarePlan/[0-9a-f-]+ \(entry 1\): extension 'https://[^']+taper-plan' " + message)
 
 
+def test_a_line_break_in_a_code_is_shown_escaped() -> None:
+    # found fuzzing this surface (10,000 inputs): a system 'line\nbreak' put a line break in the skip reason
+    _, reason = CODER.analyte({"coding": [{"system": "line\nbreak", "code": "3548-5"}]})
+    assert reason == "code not in value sets: line\\nbreak|3548-5"
+
+
 def test_the_fuzz_left_its_base_documents_as_they_were() -> None:  # mutations copy what they change (run last)
     assert all(json.loads(b.text) == b.doc for b in [*SMALL, *WHOLE])

@@ -96,7 +96,7 @@ class Coder:
         if loinc is not None:
             entry = self.codes.loinc_for(loinc)
             if entry is None:
-                named = f" ({concept_text(value)})" if concept_text(value) else ""
+                named = f" ({one_line(concept_text(value))})" if concept_text(value) else ""
                 return None, f"code not in value sets: LOINC {loinc}{named}"
             if len(entry.analytes) > 1:
                 parts = " + ".join(entry.analytes)
@@ -112,7 +112,7 @@ class Coder:
             except UnknownDrugError:
                 pass
         shown = ", ".join(f"{c.get('system', '?')}|{c.get('code', '?')}" for c in codings(value)) or text
-        return None, f"code not in value sets: {shown or 'no code'}"
+        return None, f"code not in value sets: {one_line(shown) or 'no code'}"
 
     def analyte_concept(self, analyte: str) -> Json:
         """LOINC code when verified (fhir.toml), always the local analyte code."""
@@ -121,3 +121,8 @@ class Coder:
         out = [coding(self.codes.system("loinc"), loinc.code, loinc.display)] if loinc else []
         out.append(coding(self.codes.local("CodeSystem", "analyte"), analyte, name))
         return concept(out, name)
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks shown as \\n and \\r: a reason is one line in the report and on the terminal."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from benzotaper.assess.timeline import Patient
 from benzotaper.errors import FhirError
-from benzotaper.fhir.codes import BZD, NONE, OPIOID, Coder, MedicationMatch
+from benzotaper.fhir.codes import BZD, NONE, OPIOID, Coder, MedicationMatch, one_line
 from benzotaper.fhir.dosage import DosageReader
 from benzotaper.fhir.elements import Json, Refusal, code_in, concept_text, parse_date, shown
 from benzotaper.fhir.levels import sample_from
@@ -200,7 +200,7 @@ class _Reader:
         if match.kind == NONE:
             rx = code_in(concept, self.coder.codes.system("rxnorm"))
             named = concept_text(concept) or "no name"
-            detail = f"code not in value sets: RxNorm {rx} ({named})" if rx else f"{named!r}"
+            detail = one_line(f"code not in value sets: RxNorm {rx} ({named})") if rx else f"{named!r}"
             raise Refusal(f"no benzodiazepine or Z-drug: {detail}")
         if match.kind != BZD and match.kind != OPIOID:
             raise Refusal(

@@ -106,7 +106,7 @@ def _days(where: str, text: str) -> int:
     value = text.strip()
     if not value:
         return 0
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_DAYS:
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_DAYS))) or int(value) > MAX_DAYS:
         raise PlanError(f"{where}, days: {_shown(value)} is not a number of days; expected a whole number 0-{MAX_DAYS}")
     return int(value)
 
