@@ -127,7 +127,7 @@ def _positive(mg: float, text: str) -> float:
 def to_ng_ml(value: float, unit: str, molar_mass: float | None = None) -> float:
     """A serum concentration in ng/mL; molar units (nmol/L) need the analyte's molar mass (g/mol)."""
     if not math.isfinite(value) or value < 0:
-        raise ImplausibleValueError(f"concentration must be 0 or more (got {value} {unit})")
+        raise ImplausibleValueError(f"concentration must be 0 or more (got {value} {unit!r})")
     q = _concentration(value, unit)
     if q.check("[substance] / [length] ** 3"):
         if molar_mass is None:

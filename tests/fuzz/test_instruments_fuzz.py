@@ -261,6 +261,8 @@ def _encoded(draw: st.DrawFn, ops: list[str], text: str, case: AnswersCase) -> b
         elif op == "garbage":
             data += choose(draw, [b"x", b"]", b"}", b",", b"[]", b" 1"])
             _refuse(case, "in.json")
+            if "truncate" in ops:  # cut to nothing or to '[', then '[]' or ' 1': JSON again, but not the answers
+                case.mentions += ["answers", "no answer", "(got"]
         elif op == "nul":
             data += b"\x00"
             _refuse(case, "in.json")
@@ -441,7 +443,9 @@ def _scores_bytes(draw: st.DrawFn, text: str, case: ScoresCase) -> bytes:
         elif op == "nul":
             at = upto(draw, len(data))
             data = data[:at] + b"\x00" + data[at:]
-            case.valid = None if case.valid else case.valid  # a NUL in the note column is read
+            header_end = data.find(b"\n")
+            if case.valid or at <= header_end:  # a NUL in the note column is read; one in a header may rename
+                case.valid = None  # a bad column (or a repeated one) into an ignored one, or the reverse
             case.mentions += ["in.csv", "line "]
     return data
 

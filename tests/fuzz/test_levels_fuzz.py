@@ -292,7 +292,8 @@ def cli_cases(draw: st.DrawFn) -> list[str]:
     path = WORKDIR / "cli.csv"
     path.write_text(text, encoding="utf-8")
     first = _first_time(text)
-    since = (first.date() - timedelta(days=draw(st.integers(0, 60)))).isoformat() if first and first.year > 1 else "2026-01-01"
+    back = timedelta(days=draw(st.integers(0, 60)))
+    since = (first.date() - back).isoformat() if first and first.year > 1 else "2026-01-01"
     since = _sometimes(draw, since, st.sampled_from(ODD_SINCE))
     usual = next((sig for name, sig in REGIMENS.items() if name in text.lower()), REGIMENS["diazepam"])
     regimen = _sometimes(draw, usual, st.sampled_from(["", "diazepam", "x 5 mg", *REGIMENS.values()]))

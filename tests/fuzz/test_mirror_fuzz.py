@@ -49,6 +49,7 @@ CASES = sorted((Path(__file__).parents[2] / "src/benzotaper/knowledge/data/cases
 CASE_TEXTS = [p.read_text(encoding="utf-8") for p in CASES]
 WORKDIR = Path(tempfile.mkdtemp(prefix="mirror-fuzz-"))
 ACCEPTED = ("expected", "should", "accepted", "must", "needs", "is before", "e.g.", "write the value out")
+ACCEPTED += ("did you mean",)  # a suggestion is what is accepted
 
 # ---------------------------------------------------------------- valid timelines
 
@@ -84,12 +85,12 @@ def valid_timeline(seed: int) -> dict[str, Any]:
             "sex": rng.choice(["F", "M", "X"]),
             "birth_year": rng.randint(1930, 2000),
             "country": rng.choice(COUNTRIES),
-        },  # fmt: skip
+        },
         "indication": lambda: {
             "condition": "anxiety disorder",
             "since": start - timedelta(days=rng.randint(0, 900)),
             "symptoms": names[:1],
-        },  # fmt: skip
+        },
         "treatments": lambda: [
             {
                 "drug": "sertraline",
@@ -97,7 +98,7 @@ def valid_timeline(seed: int) -> dict[str, Any]:
                 "start": start,
                 "effect": rng.choice(["none", "partial", "good"]),
             }
-        ],  # fmt: skip
+        ],
         "bzd_relief": lambda: names[: rng.randint(0, len(names))],
         "bzd_no_relief": lambda: names[len(names) - 1 :],
         "detox": lambda: {"start": last - timedelta(days=10), "serum_guided": rng.random() < 0.5},
@@ -108,7 +109,7 @@ def valid_timeline(seed: int) -> dict[str, Any]:
                 "mg": 2.0,
                 "at": datetime.combine(last - timedelta(days=2), datetime.min.time()) + timedelta(hours=8),
             }
-        ],  # fmt: skip
+        ],
     }
     for key, make in extras.items():
         if rng.random() < 0.5:
@@ -345,7 +346,7 @@ def cli_cases(draw: st.DrawFn) -> tuple[list[str], Path | None]:
     path.write_text(text, encoding="utf-8")
     html = WORKDIR / "report.html" if draw(st.integers(0, 9)) == 5 else None
     args = ["mirror", str(path), *draw(st.sampled_from([[], ["--json"]]))]
-    return (args + ["--html", str(html)] if html else args), html
+    return ([*args, "--html", str(html)] if html else args), html
 
 
 @pytest.mark.slow
@@ -372,7 +373,10 @@ def _refused(text: str, as_json: bool = False) -> str:
     return str(caught.value)
 
 
-BASE = "bzd_history: [{drug: diazepam, dose: 5 mg tds, start: 2020-01-01}]\nsymptoms: [{symptom: anxiety, onset: 2021-01-01}]\n"
+BASE = (
+    "bzd_history: [{drug: diazepam, dose: 5 mg tds, start: 2020-01-01}]\n"
+    "symptoms: [{symptom: anxiety, onset: 2021-01-01}]\n"
+)
 
 
 def test_a_billion_laughs_document_is_refused_at_once() -> None:

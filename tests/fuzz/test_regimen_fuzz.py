@@ -43,8 +43,8 @@ ODD_FREQUENCIES = ["", "sometimes", "tds tds", "q3h", "t.d.s.", "b.i.d.", "at 25
                    "prn max 99999999999/day", "as needed up to 3 times a day", "sos maximum 2 doses daily",
                    "prn max -1/day", "p.r.n.", "when required max 3 in 24 hours"]  # fmt: skip
 SEPARATORS = [" + ", "; ", ", ", " and then ", " & ", "+", ",", ";", " , "]
-JUNK = ["\x00", "\ufeff", "\u200b", "\u202e", "½", "¼", "µ", "μ", "，", "\t", "\n", "\r\n", "∞", "𝟗", "١", "—", "'", '"',
-        "\\", "%", "{", "}", "[", "]", "*", "x", "X", "/", "-", ".", ":", "ß", "İ", "ǅ"]  # fmt: skip
+JUNK = ["\x00", "\ufeff", "\u200b", "\u202e", "½", "¼", "µ", "μ", "，", "\t", "\n", "\r\n", "∞", "𝟗", "١", "—",
+        "'", '"', "\\", "%", "{", "}", "[", "]", "*", "x", "X", "/", "-", ".", ":", "ß", "İ", "ǅ"]  # fmt: skip
 
 
 @st.composite
@@ -73,7 +73,8 @@ def dose_texts(draw: st.DrawFn) -> str:
     if kind == "mass":
         return f"{n}{draw(st.sampled_from(['', ' ']))}{draw(st.sampled_from(MASS))}"
     if kind == "tablets":
-        return f"{n} x {draw(st.sampled_from(USUAL_NUMBERS))} mg {draw(st.sampled_from(['tab', 'tablet', 'caps', 'tabs']))}"
+        form = draw(st.sampled_from(["tab", "tablet", "caps", "tabs"]))
+        return f"{n} x {draw(st.sampled_from(USUAL_NUMBERS))} mg {form}"
     if kind == "count":
         return f"{n} {draw(st.sampled_from(['tab', 'tabs', 'tablets', 'capsule']))}"
     return f"{n} {draw(unit_texts)}"
@@ -164,7 +165,8 @@ def _check_refusal(text: str, exc: BenzotaperError, end: date) -> None:
     written = _clean(text)  # the parser quotes clauses as it reads them: lower case, '½' as ' 1/2', '2,5' as '2.5'
     names_part = any(q.strip() and (q in written or q in repr(written) or q in text) for q in quoted)
     names_drug = any(re.search(rf"\b{re.escape(n)}\b", message.lower()) for n in DRUG_NAMES)
-    assert names_part or names_drug or ("empty" in message and not text.strip()), f"{message!r} names no part of {text!r}"
+    named = names_part or names_drug or ("empty" in message and not text.strip())
+    assert named, f"{message!r} names no part of {text!r}"
     assert any(word in message for word in ACCEPTED), f"{message!r} does not say what is accepted"
 
 

@@ -195,7 +195,8 @@ def raw_cases(draw: st.DrawFn, command: str) -> Case:
         data = draw(st.text(max_size=80) | st.text(string.printable, max_size=80)).encode("utf-8", "surrogatepass")
     else:
         data = draw(st.binary(max_size=80))
-    mentions = [FILE, "must be an object", "screen answer", "nothing to screen", "profile field", "(got", "is not a JSON number"]
+    mentions = [FILE, "must be an object", "screen answer", "nothing to screen", "profile field", "(got"]
+    mentions.append("is not a JSON number")
     return Case(command, data, None, mentions)
 
 
