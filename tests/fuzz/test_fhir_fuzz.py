@@ -200,7 +200,10 @@ def _retype(old: Any) -> Any:
 def _renumber(old: Any, factor: float) -> Any:
     if isinstance(old, bool) or not isinstance(old, int | float):
         return old
-    return old * factor
+    try:
+        return old * factor
+    except OverflowError:  # an int past a float's range (a mutated 10**400): its negation still tests the sign
+        return -old
 
 
 Values = Callable[[str | int], st.SearchStrategy[Any]]

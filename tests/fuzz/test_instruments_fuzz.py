@@ -169,7 +169,7 @@ def answers_cases(draw: st.DrawFn) -> AnswersCase:
     rng = random.Random(draw(SEEDS))  # one draw for every key's spelling: 20 draws cost more than the scoring
     entries: list[tuple[str, Any]] = [(rng.choice(KEY_FORMS)(it.id), v) for it, v in zip(items, values, strict=True)]
     ops = draw(OPS) + draw(HARMLESS_OPS)
-    if as_list and "drop" in ops:  # in a list a dropped and an added answer cancel out
+    if "drop" in ops:  # a dropped and an added answer cancel out (in an object, the drop may take the added key)
         ops = [op for op in ops if op != "extra"]
     ops.sort(key=lambda op: (op in VALUE, op in WRAPS, op in BYTES))  # shape first, values next, bytes last
     case = AnswersCase(inst, b"", None, True, sum(values))
@@ -250,7 +250,7 @@ def _encoded(draw: st.DrawFn, ops: list[str], text: str, case: AnswersCase) -> b
             data = data.replace(b"\n", b"\r\n")
         elif op == "truncate" and len(data) > 1:
             data = data[: upto(draw, len(data) - 1)]  # a cut list or object is bad JSON; a scalar was bad
-            _refuse(case, "in.json")
+            _refuse(case, "in.json", "(got")  # and may still be JSON: 1.5 cut to 1 is refused "(got int)"
         elif op == "utf16":
             data = text.encode("utf-16")
             _refuse(case, "in.json")
@@ -446,7 +446,7 @@ def _scores_bytes(draw: st.DrawFn, text: str, case: ScoresCase) -> bytes:
             header_end = data.find(b"\n")
             if case.valid or at <= header_end:  # a NUL in the note column is read; one in a header may rename
                 case.valid = None  # a bad column (or a repeated one) into an ignored one, or the reverse
-            case.mentions += ["in.csv", "line "]
+            case.mentions += ["in.csv", "line ", "no scores"]
     return data
 
 

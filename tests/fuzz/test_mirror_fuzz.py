@@ -167,8 +167,10 @@ odd_values = st.one_of(
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path to a value in the document."""
+    """Every path to a value in the document, to a depth of 100 (a deep-nesting mutation goes far deeper)."""
     out = [prefix] if prefix else []
+    if len(prefix) >= 100:
+        return out
     if isinstance(node, dict):
         for k, v in node.items():
             out += _paths(v, (*prefix, k))
@@ -216,7 +218,7 @@ def mutated_docs(draw: st.DrawFn) -> tuple[Any, str | None]:
             parent[path[-1]] = [parent[path[-1]]] if rng.random() < 0.5 else {"value": parent[path[-1]]}
     top = (str(path[0]) if kinds and kinds[0] in ("replace", "delete", "wrap") else None) if len(kinds) == 1 else None
     if draw(st.integers(0, 30)) == 15:
-        doc = rng.choice([[doc], "a timeline", 42, None, doc["bzd_history"] if isinstance(doc, dict) else []])
+        doc = rng.choice([[doc], "a timeline", 42, None, doc.get("bzd_history", []) if isinstance(doc, dict) else []])
         top = None
     return doc, top
 

@@ -225,6 +225,7 @@ def plan_from_json(raw: Any) -> Plan:
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, dict):
         raise PlanError(f"plan.json: parameters: expected an object (got {_shown(parameters)})")
+    _finite_everywhere(parameters, "parameters")
     end_date = _optional(raw, "end_date", "", _date, steps[-1].start)
     if end_date != steps[-1].start:
         raise PlanError(f"plan.json: end_date: {end_date} is not the start of the last step ({steps[-1].start})")
@@ -248,3 +249,20 @@ def plan_from_json(raw: Any) -> Plan:
         ),
         parameters=dict(parameters),
     )
+
+
+MAX_PARAMETER_DEPTH = 20  # the planner writes a flat object of numbers and text
+
+
+def _finite_everywhere(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse NaN or infinity anywhere in `value` (the plan's parameters travel on to FHIR as strict JSON)."""
+    if depth > MAX_PARAMETER_DEPTH:
+        raise PlanError(f"plan.json: {where}: nested more than {MAX_PARAMETER_DEPTH} levels; expected plain values")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PlanError(f"plan.json: {where}: expected a finite number (got {value})")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _finite_everywhere(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _finite_everywhere(item, f"{where}[{i}]", depth + 1)
