@@ -19,7 +19,7 @@ run: install
 test: install
 	bash scripts/install-java.sh
 	bash scripts/install-chromium.sh
-	$(PY) -m pytest
+	PY=$(PY) bash scripts/test-all.sh
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

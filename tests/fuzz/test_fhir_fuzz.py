@@ -593,5 +593,15 @@ def test_a_line_break_in_a_code_is_shown_escaped() -> None:
     assert reason == "code not in value sets: line\\nbreak|3548-5"
 
 
+@pytest.mark.parametrize("name", [[{"given": [None], "family": "Nowak"}], [{"given": [None]}]])
+def test_a_patient_name_with_a_null_part_is_read_as_far_as_it_goes(name: Any) -> None:
+    # found fuzzing this surface (random run at 10,000): 'given': [None] raised TypeError in the name join
+    bundle = small(EHR_REQUEST)
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["name"] = name
+    (imported,) = import_bundle(bundle, K, coder=CODER).patients
+    assert imported.regimens
+
+
 def test_the_fuzz_left_its_base_documents_as_they_were() -> None:  # mutations copy what they change (run last)
     assert all(json.loads(b.text) == b.doc for b in [*SMALL, *WHOLE])

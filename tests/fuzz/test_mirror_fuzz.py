@@ -457,3 +457,9 @@ def test_an_unknown_drug_without_suggestions_says_what_is_accepted() -> None:
     # found fuzzing this surface (10,000 inputs): "unknown drug '2020-01-01'" said nothing of what is accepted
     message = _refused(BASE.replace("drug: diazepam", "drug: '2020-01-01'"))
     assert "unknown drug '2020-01-01'; expected a drug name such as 'diazepam'" in message
+
+
+def test_a_birth_year_past_64_bits_says_what_is_accepted() -> None:
+    # found fuzzing this surface (random run at 10,000): pydantic's "exceeded maximum size" said nothing accepted
+    message = _refused(BASE + "patient: {birth_year: 9223372036854775808.0}\n")
+    assert "patient.birth_year: the number is too large; expected a whole number" in message

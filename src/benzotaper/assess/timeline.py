@@ -181,6 +181,10 @@ def _plain(exc: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first.get("type") == "missing":
         message = "missing: this field must be given (see docs/mirror.md for the format)"
+    elif first.get("type") == "int_parsing_size":  # a number past 64 bits: pydantic says only "exceeded maximum size"
+        message = "the number is too large; expected a whole number in the field's range"
+    elif not any(word in message for word in ("expect", "should", "must", "e.g.")):
+        message += "; expected the format of docs/mirror.md"
     extra = f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
     return f"timeline: {_field(tuple(first['loc']))}: {message}{shown}{extra}"
 

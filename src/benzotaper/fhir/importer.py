@@ -329,12 +329,26 @@ def _patient_info(r: Json, where: str, url: str | None) -> PatientInfo:
     birth = r.get("birthDate")
     birth_date = parse_date(birth, f"{where}.birthDate") if isinstance(birth, str) and len(birth) >= 10 else None
     sex = r.get("gender") if r.get("gender") in ("female", "male", "other") else None
-    address = r.get("address") or [{}]
-    names = r.get("name") or [{}]
-    name = names[0].get("text") or " ".join([*names[0].get("given", []), names[0].get("family", "")]).strip()
+    address = _first(r.get("address"))
     try:
         patient = Patient(sex=sex, birth_year=int(birth[:4]) if isinstance(birth, str) else None,
-                          country=address[0].get("country"))  # fmt: skip
+                          country=address.get("country"))  # fmt: skip
     except ValidationError as exc:
         raise FhirError(f"{where}: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    return PatientInfo(str(r.get("id") or url or where), patient, birth_date, name or None)
+    return PatientInfo(str(r.get("id") or url or where), patient, birth_date, _name(r.get("name")))
+
+
+def _first(value: Any) -> Json:
+    """The first element of a FHIR list when it is an object, else an empty one."""
+    return value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else {}
+
+
+def _name(value: Any) -> str | None:
+    """The Patient's display name: its first HumanName's text, else given and family names (text parts only)."""
+    first = _first(value)
+    text = first.get("text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    given = first.get("given")
+    parts = [p for p in [*(given if isinstance(given, list) else []), first.get("family")] if isinstance(p, str)]
+    return " ".join(parts).strip() or None
