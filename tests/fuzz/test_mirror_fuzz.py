@@ -18,6 +18,7 @@ names the field (or line and column), the value and what is accepted.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
@@ -156,7 +157,9 @@ ODD_VALUES: list[Any] = ["", " ", "2020-13-45", "2020-02-30", "2020", 2020, "170
                          "diazepam", "foobarzepam", "1e9 mg tds", "0 mg", "-5 mg tds", "5", 5, "5 mg prn",
                          10**30, -(10**30), 1e300, 1e-300]  # fmt: skip
 odd_values = st.one_of(
-    st.sampled_from(ODD_VALUES),
+    # a copy each time: the lists and dicts above are put into documents that later mutations change (shared,
+    # one could come to hold itself: a cycle whose paths filled 24 GB)
+    st.sampled_from(ODD_VALUES).map(copy.deepcopy),
     st.text(max_size=20),
     st.integers(),
     st.floats(),

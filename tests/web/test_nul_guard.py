@@ -42,6 +42,16 @@ def test_nul_deep_in_a_json_body_and_in_a_key_is_named_by_its_path(clinic: Clini
     assert _detail(client.post(url, listed, content_type="application/json"))["loc"] == ["body", "notes", 1]
 
 
+def test_a_body_that_is_a_string_with_nul_is_refused_by_the_schema_naming_the_payload(clinic: Clinic) -> None:
+    # found by the API fuzz (CI run of 7 December): the guard answered loc ["body"], which names no field
+    client = clinic.client(clinic.doctor)
+    url = f"/api/patients/{clinic.patient.pk}/assessments"
+    response = client.post(url, json.dumps("ciwa\x00b"), content_type="application/json")
+    assert response.status_code == 422
+    assert len(_detail(response)["loc"]) > 1, response.content
+    assert not m.Assessment.objects.exists()
+
+
 def test_a_query_parameter_with_nul_is_a_422_on_the_api_and_a_400_on_a_page(clinic: Clinic) -> None:
     client = clinic.client(clinic.doctor)
     api = client.get("/api/patients", {"q": "Ann\x00"})

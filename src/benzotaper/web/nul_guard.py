@@ -82,7 +82,8 @@ def _in_body(request: HttpRequest) -> Iterator[tuple[tuple[str | int, ...], str]
                 parsed = json.loads(body)
             except ValueError:
                 return  # not JSON: the view answers that
-            yield from _in_json(("body",), parsed)
+            if isinstance(parsed, dict):  # any other body is refused by the view's schema, naming it; nothing saved
+                yield from _in_json(("body",), parsed)
 
 
 def _in_json(loc: tuple[str | int, ...], node: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
