@@ -232,7 +232,7 @@ def plan_from_json(raw: Any) -> Plan:
     return Plan(
         regimen=_get(raw, "regimen", "", _text),
         strategy=_get(raw, "strategy", "", _text),
-        strategy_name=_get(raw, "strategy_name", "", _text),
+        strategy_name=_get(raw, "strategy_name", "", _text) or _get(raw, "strategy", "", _text),  # '' is no name
         table=_get(raw, "equivalence_table", "", _text),
         start=_get(raw, "start", "", _date),
         steps=steps,
