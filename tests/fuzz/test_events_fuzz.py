@@ -15,8 +15,6 @@ call builds and re-plans a taper), under the surface "events CSV (CLI)".
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 import re
@@ -35,6 +33,7 @@ from benzotaper.taper.event_file import MAX_DAYS, MAX_NOTE, OPTIONAL, REQUIRED, 
 from benzotaper.taper.plan import Event
 from benzotaper.taper.replan import KINDS
 from tests.fuzz.contract import EXAMPLES, FUZZ, accepted_or_refused, cli
+from tests.fuzz.csv_text import NEWLINES, WHOLE_FILE, render, whole_file
 
 SURFACE = "events CSV"
 CLI_SURFACE = "events CSV (CLI)"
@@ -85,12 +84,6 @@ def valid_table(seed: int) -> tuple[list[str], list[list[str]]]:
 seeds = st.integers(0, 2**32 - 1)
 
 
-def render(columns: list[str], body: list[list[str]], newline: str = "\n") -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator=newline)
-    writer.writerow(columns)
-    writer.writerows(body)
-    return out.getvalue()
 
 
 # ---------------------------------------------------------------- mutations
@@ -105,8 +98,6 @@ ODD_CELLS = ["", " ", "nan", "NaN", "inf", "-inf", "-5", "-0", "0", "00", "1e3",
 odd_cells = st.one_of(st.sampled_from(ODD_CELLS), st.text(max_size=12), st.floats().map(str))
 EXTRA_COLUMNS = ["", "comment", "date", "kind", " days", "Score", "\ufeffdate", "dose"]
 MUTATIONS = ["cell", "cell", "cell", "drop", "dup", "extra", "short", "long"]
-NEWLINES = st.sampled_from(["\n", "\n", "\r\n", "\r"])
-WHOLE_FILE = st.sampled_from(["none"] * 6 + ["bom", "blank", "semicolon", "nul", "quote", "truncate", "tabs"])
 
 
 @st.composite
@@ -137,25 +128,12 @@ def events_files(draw: st.DrawFn) -> tuple[str, int]:
         elif kind == "long":
             body[i] = [*body[i], *rng.choices(["", "x", "5", "hold"], k=rng.randint(1, 3))]
     text = render(columns, body, draw(NEWLINES))
-    text, changed = _whole_file(draw(WHOLE_FILE), rng, text)
+    text, changed = whole_file(draw(WHOLE_FILE), rng, text)
     if changed or any("\n" in c or "\r" in c or '"' in c for r in body for c in r):
         single = 0
     return text, single
 
 
-def _whole_file(kind: str, rng: random.Random, text: str) -> tuple[str, bool]:
-    """Changes to the whole text; returns it and whether lines may have moved or merged."""
-    at = rng.randrange(len(text) + 1)
-    changed = {
-        "bom": ("\ufeff" + text, False),
-        "blank": (text + "\n\n  \n,,,\n", False),
-        "semicolon": (text.replace(",", ";"), True),
-        "nul": (text[:at] + "\x00" + text[at:], True),
-        "quote": (text[:at] + '"' + text[at:], True),
-        "truncate": (text[:at], True),
-        "tabs": (text.replace(",", "\t"), True),
-    }
-    return changed.get(kind, (text, False))
 
 
 raw_texts = st.one_of(

@@ -15,8 +15,6 @@ call runs the PK model: about 0.1 s), under the surface "levels CSV (CLI)".
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 import re
@@ -36,6 +34,7 @@ from benzotaper.knowledge import load_knowledge
 from benzotaper.knowledge.tdm_rules import load_tdm_knowledge
 from benzotaper.tdm.samples import OPTIONAL, REQUIRED, Sample, load_samples, read_samples
 from tests.fuzz.contract import EXAMPLES, FUZZ, accepted_or_refused, cli
+from tests.fuzz.csv_text import NEWLINES, WHOLE_FILE, render, whole_file
 
 SURFACE = "levels CSV"
 CLI_SURFACE = "levels CSV (CLI)"
@@ -104,12 +103,6 @@ def valid_table(seed: int) -> tuple[list[str], list[list[str]]]:
 seeds = st.integers(0, 2**32 - 1)
 
 
-def render(columns: list[str], body: list[list[str]], newline: str = "\n") -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator=newline)
-    writer.writerow(columns)
-    writer.writerows(body)
-    return out.getvalue()
 
 
 # ---------------------------------------------------------------- mutations
@@ -160,32 +153,14 @@ def levels_files(draw: st.DrawFn) -> tuple[str, tuple[int, str] | None]:
         elif kind == "long":
             body[i] = [*body[i], *rng.choices(["", "x", "5", "ng/mL"], k=rng.randint(1, 3))]
     text = render(columns, body, draw(NEWLINES))
-    text, changed = _whole_file(draw(WHOLE_FILE), rng, text)
+    text, changed = whole_file(draw(WHOLE_FILE), rng, text)
     if changed or any("\n" in c or "\r" in c or '"' in c for r in body for c in r):
         single = (0, "")  # line numbers move: check only the general form of the message
     return text, single
 
 
-NEWLINES = st.sampled_from(["\n", "\n", "\r\n", "\r"])
-WHOLE_FILE = st.sampled_from(["none"] * 6 + ["bom", "blank", "semicolon", "nul", "quote", "truncate", "tabs"])
 
 
-def _whole_file(kind: str, rng: random.Random, text: str) -> tuple[str, bool]:
-    """Changes to the whole text: BOM, blank lines, semicolons, NUL, stray quote, truncation, tabs.
-
-    Returns the text and whether lines may have moved or merged.
-    """
-    at = rng.randrange(len(text) + 1)
-    changed = {
-        "bom": ("\ufeff" + text, False),  # a BOM moves no line
-        "blank": (text + "\n\n  \n,,,\n", False),
-        "semicolon": (text.replace(",", ";"), True),
-        "nul": (text[:at] + "\x00" + text[at:], True),
-        "quote": (text[:at] + '"' + text[at:], True),
-        "truncate": (text[:at], True),
-        "tabs": (text.replace(",", "\t"), True),
-    }
-    return changed.get(kind, (text, False))
 
 
 raw_texts = st.one_of(
