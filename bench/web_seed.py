@@ -5,7 +5,7 @@ fresh temporary folder. Everything is SYNTHETIC. Per patient, over the year befo
 
 * three regimen periods (two changes) from a small set of realistic sigs; the last one is current,
 * an approved Ashton plan of the current regimen that started 2, 4 or 6 weeks ago (built with the core:
-  `services.build_plan` + `services.plan_payload`, once per distinct (sig, start) and reused),
+  `plan_records.build_plan` + `plan_records.plan_payload`, once per distinct (sig, start) and reused),
 * 12 monthly trough levels of the drug taken at the time: the typical patient's trough (core
   simulation, once per sig) times a per-sample factor between 0.5 and 2,
 * 52 weekly scales alternating CIWA-B and BWSQ, scored by the core (once per instrument and level),
@@ -14,7 +14,7 @@ fresh temporary folder. Everything is SYNTHETIC. Per patient, over the year befo
   runs) and an evening check-in, with the BWSQ total once a week.
 
 Rows are written with `bulk_create`, which skips the audit signals: the per-patient data version
-(`services.version`, the newest audit entry) is then 0 for every patient, which the cache handles
+(`page_cache.page_keys`, the newest audit entry) is then 0 for every patient, which the cache handles
 like any other version. Accounts share one precomputed password hash (Argon2 is slow by design).
 """
 
@@ -68,12 +68,12 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
     from django.utils import timezone
 
     from benzotaper.simulate import simulate_sig
+    from benzotaper.web import clinic_clock, kb, plan_records, prescriptions, scoring
     from benzotaper.web import models as m
-    from benzotaper.web import services
 
     t0 = clock.perf_counter()
     rng = random.Random(rng_seed)
-    today = services.today()
+    today = clinic_clock.today()
     tz = timezone.get_current_timezone()
 
     def aware(day: date, at: time) -> datetime:
@@ -81,13 +81,13 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
         return result
 
     # --- what the core computes, once per distinct input --------------------------------------------
-    previews = {sig: services.regimen_preview(sig, today) for sig in SIGS}
+    previews = {sig: prescriptions.regimen_preview(sig, today) for sig in SIGS}
     troughs: dict[str, tuple[str, float, time]] = {}
     for sig in SIGS:
         start = today - timedelta(days=14)
-        report = simulate_sig(services.knowledge(), sig, days=14, start=start, step_h=0.25)
+        report = simulate_sig(kb.knowledge(), sig, days=14, start=start, step_h=0.25)
         reg = report.regimens[0]
-        analyte = services.knowledge().drug(reg.drug).analyte
+        analyte = kb.knowledge().drug(reg.drug).analyte
         curve = report.curves.analyte(analyte)[0]
         first = min(d.at for d in reg.doses)
         when = datetime.combine(today - timedelta(days=1), first) - timedelta(minutes=30)
@@ -96,16 +96,16 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
     plans: dict[tuple[str, int], dict[str, Any]] = {}
     scores: dict[tuple[str, int], tuple[dict[str, int], dict[str, Any]]] = {}
     for code in ("ciwa_b", "bwsq"):
-        inst = services.instruments()[code]
+        inst = kb.instruments()[code]
         for level in range(3):
             answers = {item.id: min(level, max(o.value for o in item.options)) for item in inst.items}
-            scores[(code, level)] = (answers, services.score_answers(code, answers))
+            scores[(code, level)] = (answers, scoring.score_answers(code, answers))
 
     def plan_for(sig: str, days_ago: int) -> dict[str, Any]:
         key = (sig, days_ago)
         if key not in plans:
             options = {"strategy": "ashton", "start": (today - timedelta(days=days_ago)).isoformat(), "switch": "auto"}
-            payload = services.plan_payload(services.build_plan(sig, options))
+            payload = plan_records.plan_payload(plan_records.build_plan(sig, options))
             plans[key] = {"options": dict(options, events=[]), "payload": payload}
         return plans[key]
 
@@ -224,7 +224,7 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
                 symptoms.append(m.Symptom(patient=p, symptom=name, onset=onset, note=SYNTHETIC))
             for n in range(365, 0, -1):
                 day = today - timedelta(days=n)
-                step = services.step_on(built["payload"], day) if day >= plan_start else None
+                step = plan_records.step_on(built["payload"], day) if day >= plan_start else None
                 doses = (
                     step["doses"]
                     if step
@@ -261,7 +261,7 @@ def seed(n_patients: int = 200, n_clinicians: int = 5, rng_seed: int = 2026) -> 
                         note="",
                     )
                 )
-            step = services.step_on(built["payload"], today) or {"doses": []}
+            step = plan_records.step_on(built["payload"], today) or {"doses": []}
             today_doses[p.pk] = [{"drug": d["drug"], "time": d["time"], "mg": d["mg"]} for d in step["doses"]]
         m.Regimen.objects.bulk_create(regimens, batch_size=2000)
         m.Plan.objects.bulk_create(plan_rows, batch_size=200)

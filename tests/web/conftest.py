@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from benzotaper.web import clinic_clock, plan_records
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.audit import acting_as
 
 PASSWORD = "a-long-test-password-7"
@@ -80,15 +80,15 @@ def clinic(db: Any) -> Clinic:
 
 def approve_running_plan(clinic: Clinic, days_ago: int = 2, sig: str = "alprazolam 1 mg tds") -> m.Plan:
     """Version 1 of an approved Ashton plan for clinic.patient that started `days_ago` days ago."""
-    start = (services.today() - timedelta(days=days_ago)).isoformat()
+    start = (clinic_clock.today() - timedelta(days=days_ago)).isoformat()
     with acting_as(clinic.doctor):
-        plan = services.build_plan(sig, {"strategy": "ashton", "start": start})
+        plan = plan_records.build_plan(sig, {"strategy": "ashton", "start": start})
         return m.Plan.objects.create(
             patient=clinic.patient,
             version=1,
             status="approved",
             sig=sig,
             options={"strategy": "ashton", "start": start, "events": []},
-            plan=services.plan_payload(plan),
+            plan=plan_records.plan_payload(plan),
             approved_by=clinic.doctor,
         )

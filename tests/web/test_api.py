@@ -20,8 +20,8 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
 from django.utils import timezone
 
+from benzotaper.web import clinic_clock, plan_records
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.api import Strategy, token_digest
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +35,7 @@ PAST = "2024-03-01"  # regimen start used throughout: far enough back that every
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    """services caches per patient and data version; ids are reused between rolled-back tests."""
+    """The page cache is per patient and data version; ids are reused between rolled-back tests."""
     cache.clear()
 
 
@@ -234,7 +234,7 @@ def test_patient_checkin_with_bwsq_is_scored(world: World) -> None:
     assert response.json()["bwsq_total"] == 20
     assert response.json()["created_by"] == "pat"
     entry = m.DiaryEntry.objects.get()
-    assert entry.bwsq == answers and entry.day == services.today()
+    assert entry.bwsq == answers and entry.day == clinic_clock.today()
 
 
 def test_admin_sees_every_patient(world: World) -> None:
@@ -471,7 +471,7 @@ def test_plan_errors_are_422(world: World) -> None:
 def test_diary_errors_are_422(world: World) -> None:
     client = world.client(world.pat_user)
     url = f"/api/patients/{world.patient.pk}/diary"
-    tomorrow = (services.today() + timedelta(days=1)).isoformat()
+    tomorrow = (clinic_clock.today() + timedelta(days=1)).isoformat()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"kind": "dose", "taken_mg": 1}, "drug"),
         ({"kind": "dose", "drug": "diazepam"}, "taken_mg"),
@@ -560,9 +560,9 @@ def test_openapi_lists_every_route() -> None:
     assert Client().get("/api/docs").status_code == 200
 
 
-def test_strategy_choices_match_the_services() -> None:
-    assert set(get_args(Strategy)) == set(services.STRATEGIES)
+def test_strategy_choices_match_the_planner_records() -> None:
+    assert set(get_args(Strategy)) == set(plan_records.STRATEGIES)
 
 
 def test_dates_in_fixture_are_past() -> None:
-    assert date.fromisoformat(PAST) < services.today()
+    assert date.fromisoformat(PAST) < clinic_clock.today()

@@ -33,8 +33,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from benzotaper.web import clinic_clock
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.api import token_digest
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -94,7 +94,7 @@ def _seed(client: Client, patient_id: int) -> None:
         ("/levels", {"analyte": "alprazolam", "sampled_at": "2024-04-08T08:00", "value": "<5", "lloq": 5}),
         ("/assessments", {"instrument": "ciwa_b", "answers": [1] * 20, "taken_at": "2024-04-01T09:00"}),
         ("/assessments", {"instrument": "sds", "answers": [1, 1, 1, 1, 1], "taken_at": "2024-04-01T09:00"}),
-        ("/plans", {"strategy": "ashton", "start": (services.today() - timedelta(days=3)).isoformat(),
+        ("/plans", {"strategy": "ashton", "start": (clinic_clock.today() - timedelta(days=3)).isoformat(),
                     "approve": True}),
         ("/assessments", {"instrument": "ciwa_b", "answers": [2] * 20}),  # after the plan: drafts a re-plan
         ("/diary", {"kind": "checkin", "feeling": 6, "note": "slept badly"}),
@@ -137,7 +137,7 @@ def build_clinic() -> FuzzClinic:
         "answers": [[1] * 20, [0, 1, 2, 3, 0], [2] * 20, {"1": 3}],
         "bwsq": [[1] * 20, [0, 1, 2]],
         "kind": ["dose", "checkin", "note"],
-        "day": [services.today().isoformat()],
+        "day": [clinic_clock.today().isoformat()],
         "taken_mg": [1.0, 0],
         "feeling": [5],
         "note": ["slept badly"],

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from benzotaper.web import clinic_clock
 from benzotaper.web import models as m
-from benzotaper.web import services
 from tests.web.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.browser
@@ -176,7 +176,7 @@ def test_clinician_builds_a_plan_and_patient_keeps_the_diary(
     pid = int(re.search(r"/patients/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
 
     # The regimen is read back before it is saved.
-    start = services.today() - timedelta(days=90)
+    start = clinic_clock.today() - timedelta(days=90)
     page.fill("#id_sig", "lorazepam 1 mg tds")
     page.fill("#id_start", start.isoformat())
     _submit(page, "button[name=action][value=preview]")
@@ -193,7 +193,7 @@ def test_clinician_builds_a_plan_and_patient_keeps_the_diary(
     # Plan builder: show the plan (its chart is drawn), then approve it as version 1.
     page.click("main .actions >> text=Plan builder")
     page.wait_for_url(f"{base}/patients/{pid}/plan/")
-    page.fill("#id_start", services.today().isoformat())
+    page.fill("#id_start", clinic_clock.today().isoformat())
     _submit(page, "button[name=action][value=preview]")
     page.locator("#draft").wait_for()
     assert any("diazepam-eq" in name for name in _chart_traces(page))

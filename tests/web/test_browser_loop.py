@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
+from benzotaper.web import clinic_clock, plan_records, prescriptions
 from benzotaper.web import models as m
-from benzotaper.web import services
 from tests.web.conftest import make_user
 from tests.web.test_browser import PHONE, _chart_traces, _login, _open, _submit, browser
 from tests.web.test_loop import SIG, trough_ng_ml
@@ -50,7 +50,7 @@ def _register(page: Any, base: str) -> int:
     page.wait_for_url(re.compile(r"/patients/\d+/regimen/$"))
     pid = int(re.search(r"/patients/(\d+)/", page.url).group(1))  # type: ignore[union-attr]
     page.fill("#id_sig", SIG)
-    page.fill("#id_start", (services.today() - timedelta(days=7)).isoformat())
+    page.fill("#id_start", (clinic_clock.today() - timedelta(days=7)).isoformat())
     _submit(page, "button[name=action][value=preview]")
     assert "alprazolam" in page.inner_text("#preview").lower()
     _submit(page, "#preview button[name=action][value=save]")
@@ -60,7 +60,7 @@ def _register(page: Any, base: str) -> int:
 
 def _record_trough(page: Any, base: str, pid: int, days_ago: int) -> None:
     """One trough through the level form: 07:55, before the 08:00 dose."""
-    at = datetime.combine(services.today() - timedelta(days=days_ago), time(7, 55))
+    at = datetime.combine(clinic_clock.today() - timedelta(days=days_ago), time(7, 55))
     page.goto(f"{base}/patients/{pid}/levels/new/")
     page.select_option("#id_analyte", "alprazolam")
     page.fill("#id_sampled_at", at.strftime("%Y-%m-%dT%H:%M"))
@@ -79,7 +79,7 @@ def test_the_ward_runs_the_whole_loop_in_the_browser(browser: Any, live_server: 
     assert page.url.endswith("/worklist/")
     pid = _register(page, base)
     patient = m.Patient.objects.get(pk=pid)
-    assert services.current_sig(patient) == SIG
+    assert prescriptions.current_sig(patient) == SIG
 
     # Three troughs, then this patient's model on the patient page.
     for days_ago in (3, 2, 1):
@@ -94,7 +94,7 @@ def test_the_ward_runs_the_whole_loop_in_the_browser(browser: Any, live_server: 
     # The plan guided by these levels, beside the fixed schedule for a fast, this and a slow eliminator.
     page.click("#fit >> text=Plan guided by these levels")
     page.wait_for_url(f"{base}/patients/{pid}/plan/guided/")
-    page.fill("#id_start", services.today().isoformat())
+    page.fill("#id_start", clinic_clock.today().isoformat())
     page.fill("#id_level_fall", "5")
     page.select_option("#id_trajectory", "occupancy")
     page.select_option("#id_switch", "later")
@@ -130,14 +130,14 @@ def test_the_ward_runs_the_whole_loop_in_the_browser(browser: Any, live_server: 
     assert page.locator("#changes tbody tr").count() >= 1
     _submit(page, "#approve-replan")
     page.wait_for_url(f"{base}/patients/{pid}/plans/2/")
-    second = services.approved_plan(patient)
+    second = plan_records.approved_plan(patient)
     assert second is not None and second.version == 2
     assert doc.problems() == [], "console errors or CSP violations on the clinician's pages"
 
     # The patient's phone diary lists today's doses of the approved re-plan.
     patient.user = ward["phone"]
     patient.save()
-    today = services.step_on(second.plan, services.today())
+    today = plan_records.step_on(second.plan, clinic_clock.today())
     assert today is not None and today["doses"]
     me = _open(browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     _login(me, base, "ward-patient")

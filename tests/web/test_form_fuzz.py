@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from benzotaper.web import forms as f
+from benzotaper.web import kb
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.audit import acting_as
 from tests.web.conftest import Clinic, approve_running_plan
 
@@ -163,7 +163,7 @@ def pages(clinic: Clinic) -> list[Page]:
         Page("diary BWSQ", reverse("diary_bwsq"), lambda: f.AssessmentForm("bwsq"), m.Assessment,
              {"taken_at": now}, "patient"),
     ]
-    for code in services.instruments():
+    for code in kb.instruments():
         out.append(Page(f"scale {code}", reverse("assessment_new", args=[pid, code]),
                         lambda code=code: f.AssessmentForm(code), m.Assessment, {"taken_at": now}))
     return out

@@ -17,11 +17,11 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 from django.utils import timezone, translation
 
+from benzotaper.web import clinic_clock, kb, plan_records
 from benzotaper.web import models as m
-from benzotaper.web import services
 from tests.web.conftest import Clinic, approve_running_plan
 
-WEB = Path(services.__file__).resolve().parent
+WEB = Path(kb.__file__).resolve().parent
 PO = WEB / "locale" / "pl" / "LC_MESSAGES" / "django.po"
 MO = PO.with_suffix(".mo")
 TEMPLATES = WEB / "templates" / "web"
@@ -47,7 +47,7 @@ def _page(client: Client, url: str) -> str:
 def _approve_running_plan(clinic: Clinic) -> dict[str, Any]:
     """An approved plan that started two days ago; returns today's step."""
     approve_running_plan(clinic, days_ago=2)
-    step = services.step_on(m.Plan.objects.get().plan, services.today())
+    step = plan_records.step_on(m.Plan.objects.get().plan, clinic_clock.today())
     assert step is not None and step["doses"]
     return step
 

@@ -21,8 +21,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from benzotaper.web import clinic_clock, plan_records, replans
 from benzotaper.web import models as m
-from benzotaper.web import replans, services
 from benzotaper.web.audit import acting_as
 from tests.web.conftest import Clinic
 
@@ -46,7 +46,7 @@ def test_the_hand_calculation_gives_the_documented_troughs() -> None:
 
 
 def _setup(clinic: Clinic) -> m.Patient:
-    today = services.today()
+    today = clinic_clock.today()
     tz = timezone.get_current_timezone()
     m.Patient.objects.filter(pk=clinic.other_patient.pk).update(user=None)  # their login becomes this patient's
     with acting_as(clinic.doctor):
@@ -108,7 +108,7 @@ def test_the_fit_is_another_teams_secret(clinic: Clinic, fast: m.Patient) -> Non
 
 
 def _guided(client: Client, pid: int, **extra: Any) -> Any:
-    body = {"start": services.today().isoformat(), "level_fall": 5, "trajectory": "occupancy", **extra}
+    body = {"start": clinic_clock.today().isoformat(), "level_fall": 5, "trajectory": "occupancy", **extra}
     return client.post(f"/api/patients/{pid}/plans/guided", body, content_type="application/json")
 
 
@@ -162,12 +162,12 @@ def test_a_high_ciwa_b_drafts_a_replan_that_changes_nothing_until_approved(clini
     assert draft["changes"] and {"from_date", "drug", "before_mg", "after_mg"} <= set(draft["changes"][0])
     # The first change holds today's dose instead of the approved next cut (it starts at or after today).
     first = draft["changes"][0]
-    assert first["from_date"] >= services.today().isoformat() and first["after_mg"] >= first["before_mg"]
-    assert services.approved_plan(fast).version == approved["version"]  # nothing applied yet
+    assert first["from_date"] >= clinic_clock.today().isoformat() and first["after_mg"] >= first["before_mg"]
+    assert plan_records.approved_plan(fast).version == approved["version"]  # nothing applied yet
     r = client.post(f"/api/replans/{draft['id']}/approve")
     assert r.status_code == 201, r.content
     assert r.json()["version"] == approved["version"] + 1
-    assert services.approved_plan(fast).plan == draft["plan"]
+    assert plan_records.approved_plan(fast).plan == draft["plan"]
     assert m.AuditEntry.objects.filter(model="Replan", object_id=str(draft["id"]), action="update").exists()
     again = client.post(f"/api/replans/{draft['id']}/approve")
     assert again.status_code == 409 and "already approved" in again.json()["detail"]
@@ -179,7 +179,7 @@ def test_approving_a_stale_draft_is_refused_and_loses_nothing(clinic: Clinic, fa
     _ciwa(client, fast.pk, 2)
     draft = client.get(f"/api/patients/{fast.pk}/replans").json()[0]
     with acting_as(clinic.doctor):  # the data change after drafting: a symptom is recorded
-        m.Symptom.objects.create(patient=fast, symptom="anxiety", onset=services.today())
+        m.Symptom.objects.create(patient=fast, symptom="anxiety", onset=clinic_clock.today())
     r = client.post(f"/api/replans/{draft['id']}/approve")
     assert r.status_code == 409 and "changed after this re-plan was drafted" in r.json()["detail"]
     assert m.Plan.objects.filter(patient=fast).count() == 1
@@ -232,7 +232,7 @@ def test_the_diary_shows_the_approved_replan_from_its_first_day(clinic: Clinic, 
     before = diary.get("/diary/").content.decode()
     assert f"v{draft.based_on_version}" in before or "diary" in before
     replans.approve(draft.pk, fast, clinic.doctor)
-    today = services.step_on(services.approved_plan(fast).plan, services.today())
+    today = plan_records.step_on(plan_records.approved_plan(fast).plan, clinic_clock.today())
     assert today is not None
     page = diary.get("/diary/").content.decode()
     for dose in today["doses"]:
@@ -246,7 +246,7 @@ def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast:
     r = client.post(
         f"/patients/{fast.pk}/plan/guided/",
         {
-            "start": services.today().isoformat(),
+            "start": clinic_clock.today().isoformat(),
             "level_fall": "5",
             "trajectory": "occupancy",
             "switch": "later",
@@ -259,7 +259,7 @@ def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast:
     r = client.post(
         f"/patients/{fast.pk}/plan/guided/",
         {
-            "start": services.today().isoformat(),
+            "start": clinic_clock.today().isoformat(),
             "level_fall": "5",
             "trajectory": "occupancy",
             "switch": "later",
@@ -275,7 +275,7 @@ def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast:
     assert client.get("/").url == "/worklist/"
     assert 'data-kind="replan_waiting"' in client.get("/worklist/").content.decode()
     r = client.post(f"/patients/{fast.pk}/replans/{draft.pk}/", {"action": "approve"})
-    assert r.status_code == 302 and services.approved_plan(fast).version == 2
+    assert r.status_code == 302 and plan_records.approved_plan(fast).version == 2
 
 
 def test_the_worklist_speaks_polish(clinic: Clinic, fast: m.Patient) -> None:
@@ -288,7 +288,7 @@ def test_the_worklist_speaks_polish(clinic: Clinic, fast: m.Patient) -> None:
 
 def _level(client: Client, pid: int, value: str, unit: str, days_ago: int = 1) -> Any:
     # Yesterday before the evening dose: in the past whatever the time of day the test runs.
-    at = datetime.combine(services.today() - timedelta(days=days_ago), time(19, 55))
+    at = datetime.combine(clinic_clock.today() - timedelta(days=days_ago), time(19, 55))
     body = {"analyte": "alprazolam", "sampled_at": at.isoformat(), "value": value, "unit": unit}
     return client.post(f"/api/patients/{pid}/levels", body, content_type="application/json")
 

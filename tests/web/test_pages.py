@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from benzotaper.web import clinic_clock, kb, plan_records, prescriptions, safety
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.audit import acting_as
 from tests.web.conftest import PASSWORD, Clinic, approve_running_plan
 
@@ -41,14 +41,16 @@ def _approve(clinic: Clinic, patient: m.Patient) -> None:
     with acting_as(clinic.doctor):
         if not patient.regimens.exists():
             m.Regimen.objects.create(patient=patient, sig="diazepam 5 mg bd", start=date(2025, 1, 1), daily_de_mg=10)
-        plan = services.build_plan(services.current_sig(patient), {"strategy": "ashton", "start": "2026-01-05"})
+        plan = plan_records.build_plan(
+            prescriptions.current_sig(patient), {"strategy": "ashton", "start": "2026-01-05"}
+        )
         m.Plan.objects.create(
             patient=patient,
             version=1,
             status="approved",
-            sig=services.current_sig(patient),
+            sig=prescriptions.current_sig(patient),
             options={"strategy": "ashton", "start": "2026-01-05", "events": []},
-            plan=services.plan_payload(plan),
+            plan=plan_records.plan_payload(plan),
             approved_by=clinic.doctor,
         )
 
@@ -168,7 +170,7 @@ def test_bad_input_is_refused_next_to_its_field_and_nothing_saved(
 
 
 def test_level_in_ug_per_litre_is_stored_in_ng_per_ml(clinic: Clinic) -> None:
-    sampled = (services.today() - timedelta(days=1)).isoformat() + "T08:00"
+    sampled = (clinic_clock.today() - timedelta(days=1)).isoformat() + "T08:00"
     response = clinic.client(clinic.doctor).post(
         f"/patients/{clinic.patient.pk}/levels/new/",
         {"analyte": "alprazolam", "sampled_at": sampled, "value": "25", "unit": "ug/L"},
@@ -179,7 +181,7 @@ def test_level_in_ug_per_litre_is_stored_in_ng_per_ml(clinic: Clinic) -> None:
 
 
 def test_assessment_total_is_the_sum_of_answers(clinic: Clinic) -> None:
-    bwsq = services.instruments()["bwsq"]
+    bwsq = kb.instruments()["bwsq"]
     answers = {f"item_{it.id}": (i % 3) for i, it in enumerate(bwsq.items)}
     expected = sum(i % 3 for i in range(len(bwsq.items)))
     response = clinic.client(clinic.doctor).post(
@@ -226,7 +228,7 @@ def test_diary_dose_appears_on_the_clinicians_page(clinic: Clinic) -> None:
     approve_running_plan(clinic, days_ago=2)
     me = clinic.client(clinic.patient_user)
     page = me.get("/diary/").content.decode()
-    step = services.step_on(m.Plan.objects.get().plan, services.today())
+    step = plan_records.step_on(m.Plan.objects.get().plan, clinic_clock.today())
     assert step is not None
     dose = step["doses"][0]
     assert f"{dose['mg']} mg" in page
@@ -246,7 +248,7 @@ def test_diary_dose_appears_on_the_clinicians_page(clinic: Clinic) -> None:
 def test_diary_shows_the_newest_record_of_a_dose_tapped_twice(clinic: Clinic) -> None:
     approve_running_plan(clinic, days_ago=2)
     me = clinic.client(clinic.patient_user)
-    step = services.step_on(m.Plan.objects.get().plan, services.today())
+    step = plan_records.step_on(m.Plan.objects.get().plan, clinic_clock.today())
     assert step is not None
     dose = step["doses"][0]
     slot = {"drug": dose["drug"], "planned_mg": dose["mg"], "time": dose["time"]}
@@ -296,7 +298,7 @@ def test_older_argon2_hashes_still_log_in_and_are_upgraded(clinic: Clinic) -> No
 
 
 def test_crisis_help_is_on_every_patient_page(clinic: Clinic) -> None:
-    help_ = services.crisis_for(clinic.patient)
+    help_ = safety.crisis_for(clinic.patient)
     number = help_.lines[0].number if help_.lines else help_.emergency.number  # type: ignore[union-attr]
     assert number in clinic.client(clinic.doctor).get(f"/patients/{clinic.patient.pk}/").content.decode()
     assert number in clinic.client(clinic.patient_user).get("/diary/").content.decode()

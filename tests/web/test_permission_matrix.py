@@ -23,8 +23,8 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from benzotaper.web import clinic_clock, kb, plan_records, replans
 from benzotaper.web import models as m
-from benzotaper.web import replans, services
 from benzotaper.web.api import token_digest
 from benzotaper.web.audit import acting_as
 from tests.web.conftest import Clinic, approve_running_plan, make_user
@@ -231,7 +231,7 @@ def build_world(clinic: Clinic) -> World:
     tz = timezone.get_current_timezone()
     with acting_as(clinic.doctor):
         for days_ago in (3, 2):  # troughs on the current regimen, so the guided plan has levels to follow
-            at = datetime.combine(services.today() - timedelta(days=days_ago), time(7, 55))
+            at = datetime.combine(clinic_clock.today() - timedelta(days=days_ago), time(7, 55))
             m.Level.objects.create(
                 patient=clinic.patient, analyte="alprazolam", sampled_at=timezone.make_aware(at, tz), value_ng_ml=15.0
             )
@@ -247,15 +247,15 @@ def build_world(clinic: Clinic) -> World:
         other.identifier = "MRN-BOB-4712"
         other.save()
         m.Regimen.objects.create(patient=other, sig="diazepam 5 mg bd", start=clinic.patient.regimens.get().start)
-        start = (services.today() - timedelta(days=10)).isoformat()
-        plan = services.build_plan("diazepam 5 mg bd", {"strategy": "ashton", "start": start})
+        start = (clinic_clock.today() - timedelta(days=10)).isoformat()
+        plan = plan_records.build_plan("diazepam 5 mg bd", {"strategy": "ashton", "start": start})
         m.Plan.objects.create(
             patient=other,
             version=1,
             status="approved",
             sig="diazepam 5 mg bd",
             options={"strategy": "ashton", "start": start, "events": []},
-            plan=services.plan_payload(plan),
+            plan=plan_records.plan_payload(plan),
             approved_by=clinic.stranger,
         )
         base = m.Plan.objects.get(patient=clinic.patient, version=1)
@@ -307,21 +307,21 @@ def url_of(template: str, world: World, persona: str) -> str:
 
 
 def _ciwa_b() -> dict[str, str]:
-    items = services.instruments()["ciwa_b"].items
+    items = kb.instruments()["ciwa_b"].items
     return {"taken_at": _now(), **{f"item_{item.id}": "1" for item in items}}
 
 
 def _bwsq() -> dict[str, str]:
-    items = services.instruments()["bwsq"].items
+    items = kb.instruments()["bwsq"].items
     return {"taken_at": _now(), **{f"item_{item.id}": "0" for item in items}}
 
 
 def _now() -> str:
-    return (services.today() - timedelta(days=1)).isoformat() + "T10:00"
+    return (clinic_clock.today() - timedelta(days=1)).isoformat() + "T10:00"
 
 
 def _dose(world: World) -> dict[str, Any]:
-    step = services.step_on(m.Plan.objects.get(patient=world.clinic.patient).plan, services.today())
+    step = plan_records.step_on(m.Plan.objects.get(patient=world.clinic.patient).plan, clinic_clock.today())
     assert step is not None and step["doses"], "the running plan has doses today"
     dose = step["doses"][0]
     return {"drug": dose["drug"], "planned_mg": dose["mg"], "time": dose["time"], "taken_mg": dose["mg"]}
@@ -352,7 +352,7 @@ BODIES: dict[tuple[str, str], Body] = {
     },
     ("patients/<int:pid>/regimen/", "POST"): lambda w: {
         "sig": "diazepam 5 mg tds",
-        "start": services.today().isoformat(),
+        "start": clinic_clock.today().isoformat(),
         "action": "save",
     },
     ("patients/<int:pid>/levels/new/", "POST"): lambda w: {
@@ -364,23 +364,23 @@ BODIES: dict[tuple[str, str], Body] = {
     ("patients/<int:pid>/assess/<str:instrument>/", "POST"): lambda w: _ciwa_b(),
     ("patients/<int:pid>/symptoms/new/", "POST"): lambda w: {
         "symptom": "insomnia",
-        "onset": services.today().isoformat(),
+        "onset": clinic_clock.today().isoformat(),
         "severity": "4",
     },
     ("patients/<int:pid>/holds/new/", "POST"): lambda w: {
-        "day": services.today().isoformat(),
+        "day": clinic_clock.today().isoformat(),
         "kind": "hold",
         "days": "7",
         "reason": "a hard week",
     },
     ("patients/<int:pid>/plan/", "POST"): lambda w: {
         "strategy": "ashton",
-        "start": services.today().isoformat(),
+        "start": clinic_clock.today().isoformat(),
         "switch": "auto",
         "action": "approve",
     },
     ("patients/<int:pid>/plan/guided/", "POST"): lambda w: {
-        "start": services.today().isoformat(),
+        "start": clinic_clock.today().isoformat(),
         "level_fall": "5",
         "trajectory": "occupancy",
         "switch": "later",
@@ -394,7 +394,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("api/patients", "POST"): lambda w: {"team": w.clinic.team.pk, "name": "Api Person"},
     ("api/patients/<patient_id>/regimens", "POST"): lambda w: {
         "sig": "diazepam 5 mg tds",
-        "start": services.today().isoformat(),
+        "start": clinic_clock.today().isoformat(),
     },
     ("api/patients/<patient_id>/levels", "POST"): lambda w: {
         "analyte": "alprazolam",

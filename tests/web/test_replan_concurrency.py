@@ -15,8 +15,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 
+from benzotaper.web import clinic_clock, plan_records, replans
 from benzotaper.web import models as m
-from benzotaper.web import replans, services
 from benzotaper.web.audit import acting_as
 from tests.web.conftest import make_user
 
@@ -26,24 +26,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _draft() -> tuple[m.Patient, m.Replan, User, User]:
     team = m.CareTeam.objects.create(name="Ward A")
     first, second = make_user("first", "clinician", team), make_user("second", "clinician", team)
-    start = services.today() - timedelta(days=2)
+    start = clinic_clock.today() - timedelta(days=2)
     with acting_as(first):
         patient = m.Patient.objects.create(team=team, name="Race Example")
         m.Regimen.objects.create(
             patient=patient, sig="diazepam 10 mg tds", start=start - timedelta(days=90), parsed={}, daily_de_mg=30
         )
         options = {"strategy": "ashton", "start": start.isoformat()}
-        plan = services.build_plan("diazepam 10 mg tds", options)
+        plan = plan_records.build_plan("diazepam 10 mg tds", options)
         m.Plan.objects.create(
             patient=patient,
             version=1,
             status="approved",
             sig="diazepam 10 mg tds",
             options={**options, "events": []},
-            plan=services.plan_payload(plan),
+            plan=plan_records.plan_payload(plan),
             approved_by=first,
         )
-        m.Hold.objects.create(patient=patient, day=services.today(), kind="hold", days=7, reason="family crisis")
+        m.Hold.objects.create(patient=patient, day=clinic_clock.today(), kind="hold", days=7, reason="family crisis")
     draft = m.Replan.objects.get(patient=patient, status="waiting")
     return patient, draft, first, second
 

@@ -29,9 +29,20 @@ from ninja.security import SessionAuth as NinjaSessionAuth
 
 from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge.safety_net import FLAGS, SUBSTANCES
+from benzotaper.web import (
+    clinic_clock,
+    kb,
+    level_records,
+    mirror_records,
+    patient_alerts,
+    patient_summary,
+    plan_records,
+    prescriptions,
+    safety,
+    scoring,
+)
 from benzotaper.web import forms as f
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.api_fields import ClinicDate, ClinicTime
 from benzotaper.web.audit import set_actor
 from benzotaper.web.permissions import patient_for, require_clinician, role, visible_patients
@@ -519,7 +530,7 @@ def list_levels(request: HttpRequest, patient_id: int) -> Any:
 def create_level(request: HttpRequest, patient_id: int, payload: LevelIn) -> Status[m.Level]:
     """Record a level: read by the core's levels reader (unit converted to ng/mL, implausible values refused)."""
     patient = patient_for(_user(request), patient_id, write="record")
-    analytes = [code for code, _name in services.analyte_choices()]
+    analytes = [code for code, _name in level_records.analyte_choices()]
     if payload.analyte not in analytes:
         raise _problem(
             "analyte", f"unknown analyte {payload.analyte!r}; accepted: {', '.join(analytes)}", payload.analyte
@@ -574,7 +585,7 @@ def create_assessment(request: HttpRequest, patient_id: int, payload: Assessment
     patient = patient_for(_user(request), patient_id, write="assessment")
     code = _instrument_code(payload.instrument)
     try:
-        result = services.score_answers(code, payload.answers)
+        result = scoring.score_answers(code, payload.answers)
     except BenzotaperError as exc:
         raise _problem("answers", str(exc), payload.answers) from None
     record = m.Assessment.objects.create(
@@ -615,21 +626,21 @@ def create_plan(request: HttpRequest, patient_id: int, payload: PlanIn) -> Statu
     """Build a taper plan from today's regimen and the holds; with `approve` store it as a new frozen version."""
     user = _user(request)
     patient = patient_for(user, patient_id, write="plan")
-    sig = services.current_sig(patient)
+    sig = prescriptions.current_sig(patient)
     if not sig:
         raise no_regimen_problem(patient)
     data = {k: _text(v) for k, v in payload.model_dump().items() if k != "approve"}
-    data["start"] = data["start"] or services.today().isoformat()
+    data["start"] = data["start"] or clinic_clock.today().isoformat()
     form = f.PlanForm(data)
     if not form.is_valid():
         raise _form_problem(form, payload.model_dump())
     options = form.options()
-    events = services.hold_events(patient)
+    events = plan_records.hold_events(patient)
     try:
-        plan = services.build_plan(sig, options, events)
+        plan = plan_records.build_plan(sig, options, events)
     except BenzotaperError as exc:
         raise plan_problem(exc, patient, sig, payload.model_dump()) from None
-    plan_json = services.plan_payload(plan)
+    plan_json = plan_records.plan_payload(plan)
     if payload.approve:
         request.user = user  # views._approve records request.user as the approver
         return Status(201, _approve(request, patient, sig, options, events, plan_json))
@@ -661,7 +672,7 @@ def create_diary(request: HttpRequest, patient_id: int, payload: DiaryIn) -> Sta
     """Add a diary entry: a dose (drug, taken_mg), a check-in (feeling 0-10, optional BWSQ) or a note."""
     user = _user(request)
     patient = patient_for(user, patient_id, write="diary")
-    today = services.today()
+    today = clinic_clock.today()
     at = _aware(payload.at)
     day = payload.day or (timezone.localtime(at).date() if at else today)
     if day > today:
@@ -675,7 +686,7 @@ def create_diary(request: HttpRequest, patient_id: int, payload: DiaryIn) -> Sta
         if payload.taken_mg is None:
             raise _problem("taken_mg", "a dose needs the mg taken (0 when skipped)", None)
         try:
-            drug = services.knowledge().drug(drug).id
+            drug = kb.knowledge().drug(drug).id
         except BenzotaperError as exc:
             raise _problem("drug", str(exc), payload.drug) from None
     if payload.kind == "checkin" and payload.feeling is None:
@@ -687,7 +698,7 @@ def create_diary(request: HttpRequest, patient_id: int, payload: DiaryIn) -> Sta
         if payload.kind != "checkin":
             raise _problem("bwsq", "BWSQ answers belong to a check-in (kind 'checkin')", payload.bwsq)
         try:
-            bwsq_total = services.score_answers("bwsq", payload.bwsq)["total"]
+            bwsq_total = scoring.score_answers("bwsq", payload.bwsq)["total"]
         except BenzotaperError as exc:
             raise _problem("bwsq", str(exc), payload.bwsq) from None
     entry = m.DiaryEntry.objects.create(
@@ -714,14 +725,14 @@ def create_diary(request: HttpRequest, patient_id: int, payload: DiaryIn) -> Sta
 def get_summary(request: HttpRequest, patient_id: int) -> dict[str, Any]:
     """Today's regimen (diazepam-eq mg/day), plan step, alerts, risk, mirror analysis and level reading."""
     patient = patient_for(_user(request), patient_id)
-    summary = services.summary(patient)
+    summary = patient_summary.summary(patient)
     record = summary.pop("plan")
     summary["plan"] = None if record is None else {"version": record.version, "approved_at": record.approved_at}
     summary.update(
-        alerts=services.alerts(patient),
-        risk=services.risk(patient),
-        mirror=services.mirror(patient),
-        levels=services.level_reading(patient),
+        alerts=patient_alerts.alerts(patient),
+        risk=safety.risk(patient),
+        mirror=mirror_records.mirror(patient),
+        levels=level_records.level_reading(patient),
     )
     return cast(dict[str, Any], _json_safe(summary))
 

@@ -14,7 +14,7 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 
 from benzotaper.errors import BenzotaperError
-from benzotaper.web import guided, replans, services, worklist
+from benzotaper.web import clinic_clock, guided, plan_records, prescriptions, replans, worklist
 from benzotaper.web import models as m
 from benzotaper.web.api_fields import ClinicDate
 from benzotaper.web.permissions import patient_for, require_clinician
@@ -94,16 +94,16 @@ def guided_plan(request: HttpRequest, patient_id: int, payload: GuidedIn) -> Sta
     user = _user(request)
     patient = patient_for(user, patient_id, write="plan")
     require_clinician(user)
-    if not services.current_sig(patient):
+    if not prescriptions.current_sig(patient):
         raise no_regimen_problem(patient)
     raw = payload.model_dump()
     options = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in raw.items() if k != "approve"}
-    options["start"] = options["start"] or services.today().isoformat()
+    options["start"] = options["start"] or clinic_clock.today().isoformat()
     try:
         plan, extra, stored = guided.build_guided(patient, options)
     except BenzotaperError as exc:
-        raise plan_problem(exc, patient, services.current_sig(patient), raw) from None
-    payload_json = services.plan_payload(plan)
+        raise plan_problem(exc, patient, prescriptions.current_sig(patient), raw) from None
+    payload_json = plan_records.plan_payload(plan)
     base = {
         "comparison": _json_safe(extra["comparison"]),
         "sample_dates": guided.sample_dates(extra),
@@ -117,7 +117,7 @@ def guided_plan(request: HttpRequest, patient_id: int, payload: GuidedIn) -> Sta
     draft = {
         "version": None,
         "status": "draft",
-        "sig": services.current_sig(patient),
+        "sig": prescriptions.current_sig(patient),
         "options": stored,
         "approved_by": None,
         "approved_at": None,

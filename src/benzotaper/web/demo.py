@@ -19,8 +19,8 @@ from django.utils import timezone
 
 import benzotaper
 from benzotaper.simulate import simulate_sig
+from benzotaper.web import clinic_clock, kb, plan_records, prescriptions, scoring
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.audit import acting_as
 
 CASES = Path(benzotaper.__file__).parent / "knowledge" / "data" / "cases"
@@ -88,7 +88,7 @@ def _patient(
     )
     for course in raw["bzd_history"]:
         sig = f"{course['drug']} {course['dose']}"
-        preview = services.regimen_preview(sig, course["start"], course.get("end"))
+        preview = prescriptions.regimen_preview(sig, course["start"], course.get("end"))
         m.Regimen.objects.create(
             patient=patient,
             sig=sig,
@@ -119,19 +119,19 @@ def _patient(
 
 def _recent_score(patient: m.Patient) -> None:
     """Yesterday's CIWA-B in the moderate band (synthetic): the app drafts a re-plan for the clinician to review."""
-    ciwa = services.instruments()["ciwa_b"]
+    ciwa = kb.instruments()["ciwa_b"]
     answers = {item.id: (2 if k < 4 else 1) for k, item in enumerate(ciwa.items)}  # 4 x 2 + 16 x 1 = 24
-    _assessment(patient, "ciwa_b", answers, datetime.combine(services.today() - timedelta(days=1), time(10)))
+    _assessment(patient, "ciwa_b", answers, datetime.combine(clinic_clock.today() - timedelta(days=1), time(10)))
 
 
 def _levels(patient: m.Patient, factor: float) -> None:
     """Two trough levels a week apart, 28 and 21 days ago: the typical prediction times `factor`."""
-    sig = services.current_sig(patient)
-    today = services.today()
+    sig = prescriptions.current_sig(patient)
+    today = clinic_clock.today()
     start = today - timedelta(days=60)
-    report = simulate_sig(services.knowledge(), sig, days=60, start=start, step_h=0.25)
+    report = simulate_sig(kb.knowledge(), sig, days=60, start=start, step_h=0.25)
     parent = report.regimens[0].drug
-    analyte = services.knowledge().drug(parent).analyte
+    analyte = kb.knowledge().drug(parent).analyte
     curve = report.curves.analyte(analyte)[0]
     first_dose = min(d.at for d in report.regimens[0].doses)
     tz = timezone.get_current_timezone()
@@ -153,15 +153,15 @@ def _plan(patient: m.Patient) -> m.Plan:
     """An approved plan guided by the two levels, started three weeks ago (on the day of the second level)."""
     from benzotaper.web.guided import build_guided
 
-    start = (services.today() - timedelta(days=21)).isoformat()
+    start = (clinic_clock.today() - timedelta(days=21)).isoformat()
     built, _, options = build_guided(patient, {"start": start, "level_fall": 5, "trajectory": "occupancy"})
-    payload = services.plan_payload(built)
+    payload = plan_records.plan_payload(built)
     clinician = User.objects.get(username="demo-clinician")
     return m.Plan.objects.create(
         patient=patient,
         version=1,
         status="approved",
-        sig=services.current_sig(patient),
+        sig=prescriptions.current_sig(patient),
         options=options,
         plan=payload,
         approved_by=clinician,
@@ -171,9 +171,9 @@ def _plan(patient: m.Patient) -> m.Plan:
 
 def _scores(patient: m.Patient) -> None:
     """Weekly CIWA-B (synthetic answers) and a baseline SDS, recorded before the plan (so they draft no re-plan)."""
-    instruments = services.instruments()
+    instruments = kb.instruments()
     ciwa = instruments["ciwa_b"]
-    today = services.today()
+    today = clinic_clock.today()
     for week, level in enumerate((2, 2, 1, 1)):
         answers = {item.id: min(level, max(o.value for o in item.options)) for item in ciwa.items}
         _assessment(patient, "ciwa_b", answers, datetime.combine(today - timedelta(days=28 - 7 * week), time(10)))
@@ -184,7 +184,7 @@ def _scores(patient: m.Patient) -> None:
 
 def _assessment(patient: m.Patient, code: str, answers: dict[str, int], taken: datetime) -> m.Assessment:
     """A scale result scored by the core, marked synthetic."""
-    result = services.score_answers(code, answers)
+    result = scoring.score_answers(code, answers)
     return m.Assessment.objects.create(
         patient=patient,
         instrument=code,
@@ -198,10 +198,10 @@ def _assessment(patient: m.Patient, code: str, answers: dict[str, int], taken: d
 
 def _diary(patient: m.Patient, plan: m.Plan) -> None:
     """A few diary days of the plan's doses and check-ins."""
-    today = services.today()
+    today = clinic_clock.today()
     for days_ago in (3, 2, 1):
         day = today - timedelta(days=days_ago)
-        step = services.step_on(plan.plan, day) or {"doses": []}
+        step = plan_records.step_on(plan.plan, day) or {"doses": []}
         for dose in step["doses"]:
             at = timezone.make_aware(datetime.combine(day, time.fromisoformat(dose["time"])))
             m.DiaryEntry.objects.create(
@@ -226,4 +226,4 @@ def _diary(patient: m.Patient, plan: m.Plan) -> None:
 
 def demo_day() -> date:
     """The date the demo is built around (today)."""
-    return services.today()
+    return clinic_clock.today()

@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from benzotaper.web import clinic_clock, kb, page_cache, plan_records, safety
 from benzotaper.web import forms as f
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.permissions import role
 from benzotaper.web.views import _assessment
 
@@ -41,7 +41,7 @@ def todays_doses(patient: m.Patient, step: dict[str, Any] | None) -> list[dict[s
     The database picks the newest entry per drug and time, so the cost does not grow with repeated taps.
     """
     newest = (
-        patient.diary.filter(kind="dose", day=services.today())
+        patient.diary.filter(kind="dose", day=clinic_clock.today())
         .order_by()
         .values("drug", "at")
         .annotate(last=Max("id"))
@@ -62,15 +62,15 @@ def todays_doses(patient: m.Patient, step: dict[str, Any] | None) -> list[dict[s
 def diary(request: HttpRequest) -> HttpResponse:
     """Today's page of the diary."""
     patient = own_patient(request)
-    plan = services.todays_plan(patient, services.page_keys(patient).data)
+    plan = plan_records.todays_plan(patient, page_cache.page_keys(patient).data)
     context = {
         "patient": patient,
         "doses": todays_doses(patient, plan["step"] if plan else None),
         "plan": plan,
         "checkin": f.CheckinForm(),
         "entries": patient.diary.order_by("-at")[:10],  # a phone screen; the clinician sees all
-        "help": services.crisis_for(patient).to_dict(services.safety_net()),
-        "today": services.today(),
+        "help": safety.crisis_for(patient).to_dict(kb.safety_net()),
+        "today": clinic_clock.today(),
     }
     return render(request, "web/diary.html", context)
 
@@ -97,10 +97,10 @@ def diary_dose(request: HttpRequest) -> HttpResponse:
     except ValueError:
         messages.error(request, _("time must be HH:MM"))
         return redirect("diary")
-    when = timezone.make_aware(datetime.combine(services.today(), clock))
+    when = timezone.make_aware(datetime.combine(clinic_clock.today(), clock))
     m.DiaryEntry.objects.create(
         patient=patient,
-        day=services.today(),
+        day=clinic_clock.today(),
         at=when,
         kind="dose",
         drug=d["drug"],
@@ -123,7 +123,7 @@ def diary_checkin(request: HttpRequest) -> HttpResponse:
         return redirect("diary")
     m.DiaryEntry.objects.create(
         patient=patient,
-        day=services.today(),
+        day=clinic_clock.today(),
         at=timezone.now(),
         kind="checkin",
         feeling=form.cleaned_data["feeling"],

@@ -20,8 +20,8 @@ from benzotaper.assess.risk import assess_risk
 from benzotaper.errors import BenzotaperError
 from benzotaper.fhir import PatientExport, discovery, export_patient_bundle, import_bundle, order_select, order_sign
 from benzotaper.fhir.records import PatientRecord, ScaleResult
+from benzotaper.web import clinic_clock, kb, level_records, mirror_records, plan_records, prescriptions, safety
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.api import SessionAuth, TokenAuth
 from benzotaper.web.permissions import patient_for, require_clinician, role
 
@@ -48,17 +48,17 @@ def _outcome(message: str, status: int, code: str = "invalid") -> HttpResponse:
 
 def patient_export(patient: m.Patient) -> PatientExport:
     """The core objects of one patient's record, for the FHIR exporter."""
-    k = services.knowledge()
-    record = services.approved_plan(patient)
+    k = kb.knowledge()
+    record = plan_records.approved_plan(patient)
     scores = []
     for a in patient.assessments.all():
-        result = score(services.instruments()[a.instrument], a.answers)
+        result = score(kb.instruments()[a.instrument], a.answers)
         scores.append(ScaleResult(a.instrument, timezone.localtime(a.taken_at).replace(tzinfo=None), result))
-    timeline = services.timeline(patient)
+    timeline = mirror_records.timeline(patient)
     mirror = None
     if timeline is not None:
         try:
-            mirror = analyse(k, timeline, services.mirror_knowledge())
+            mirror = analyse(k, timeline, kb.mirror_knowledge())
         except BenzotaperError:
             mirror = None
     tl_patient = timeline.patient if timeline is not None else None
@@ -66,12 +66,12 @@ def patient_export(patient: m.Patient) -> PatientExport:
         patient_id=str(patient.pk),
         patient=tl_patient,
         name=patient.name,
-        plan=services.stored_plan(record) if record else None,
-        samples=services.samples(patient),
+        plan=plan_records.stored_plan(record) if record else None,
+        samples=level_records.samples(patient),
         scores=scores,
         mirror=mirror,
-        risk=assess_risk(services.risk_profile(patient), k, services.safety_net()),
-        assessed_on=services.today(),
+        risk=assess_risk(safety.risk_profile(patient), k, kb.safety_net()),
+        assessed_on=clinic_clock.today(),
     )
 
 
@@ -80,7 +80,7 @@ def everything(request: HttpRequest, patient_id: int) -> HttpResponse:
     """One Bundle with the patient, plan (CarePlan + MedicationRequests), levels, scores, risk and mirror."""
     patient = patient_for(request.auth, patient_id)
     try:
-        bundle = export_patient_bundle(services.knowledge(), patient_export(patient))
+        bundle = export_patient_bundle(kb.knowledge(), patient_export(patient))
     except BenzotaperError as exc:
         return _outcome(str(exc), 422, "processing")
     return _fhir(bundle)
@@ -101,7 +101,7 @@ def import_(request: HttpRequest, team: int | None = None) -> HttpResponse:
     if chosen is None:
         return _outcome(f"team: {team!r} is not one of your care teams", 422)
     try:
-        result = import_bundle(raw, services.knowledge())
+        result = import_bundle(raw, kb.knowledge())
     except BenzotaperError as exc:
         return _outcome(str(exc), 422)
     with transaction.atomic():
@@ -126,7 +126,7 @@ def _save(record: PatientRecord, team: m.CareTeam) -> dict[str, Any]:
         for reg in med.regimens:
             sig = med.sig if len(med.regimens) == 1 else reg.sig or med.sig
             try:
-                preview = services.regimen_preview(sig, reg.start, reg.end)
+                preview = prescriptions.regimen_preview(sig, reg.start, reg.end)
             except BenzotaperError:
                 preview = {"sig": sig, "drugs": [{"drug": reg.drug}], "diazepam_mg": 0.0}
             m.Regimen.objects.create(
@@ -190,8 +190,8 @@ def cds_service(request: HttpRequest, service_id: str) -> HttpResponse:
     try:
         cards = call(
             raw,
-            knowledge=services.knowledge(),
-            today=services.today(),
+            knowledge=kb.knowledge(),
+            today=clinic_clock.today(),
             base_url=request.build_absolute_uri("/").rstrip("/"),
         )
     except BenzotaperError as exc:

@@ -11,8 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge.safety_net import FLAGS, SUBSTANCES
+from benzotaper.web import kb, level_records, plan_records, prescriptions, safety, scoring
 from benzotaper.web import models as m
-from benzotaper.web import services
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")  # ISO: what a date input accepts
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -59,7 +59,7 @@ class PatientForm(forms.ModelForm):
         code = (self.cleaned_data.get("country") or "").strip().upper()
         if code:
             try:
-                services.crisis_help_code(code)
+                safety.crisis_help_code(code)
             except BenzotaperError as exc:
                 raise forms.ValidationError(str(exc)) from None
         return code
@@ -95,7 +95,7 @@ class RegimenForm(forms.Form):
             self.add_error("end", _("the end date is before the start date"))
             return data
         try:
-            data["preview"] = services.regimen_preview(data["sig"], data["start"], data.get("end"))
+            data["preview"] = prescriptions.regimen_preview(data["sig"], data["start"], data.get("end"))
         except BenzotaperError as exc:
             self.add_error("sig", str(exc))
         return data
@@ -115,7 +115,7 @@ class LevelForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["analyte"].choices = services.analyte_choices()
+        self.fields["analyte"].choices = level_records.analyte_choices()
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean() or {}
@@ -139,7 +139,7 @@ class LevelForm(forms.Form):
             "method": data.get("method") or "",
         }
         try:
-            data["sample"] = services.read_level(fields)
+            data["sample"] = level_records.read_level(fields)
         except BenzotaperError as exc:
             self.add_error(_field_named(str(exc), self.fields), str(exc))
         return data
@@ -158,7 +158,7 @@ class AssessmentForm(forms.Form):
 
     def __init__(self, instrument: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.instrument = services.instruments()[instrument]
+        self.instrument = kb.instruments()[instrument]
         for item in self.instrument.items:
             choices = [(o.value, f"{o.value} {o.label}".strip()) for o in item.options]
             self.fields[f"item_{item.id}"] = forms.TypedChoiceField(
@@ -171,7 +171,7 @@ class AssessmentForm(forms.Form):
             return data
         answers = {item.id: data[f"item_{item.id}"] for item in self.instrument.items}
         try:
-            data["result"] = services.score_answers(self.instrument.id, answers)
+            data["result"] = scoring.score_answers(self.instrument.id, answers)
             data["answers"] = answers
         except BenzotaperError as exc:
             self.add_error(None, str(exc))
@@ -220,7 +220,7 @@ def json_options(cleaned: dict[str, Any]) -> dict[str, Any]:
 class PlanForm(forms.Form):
     """The plan builder's choices; the core checks them (rate limits, override reasons, deadlines)."""
 
-    strategy = forms.ChoiceField(label=_("strategy"), choices=[(s, s) for s in services.STRATEGIES])
+    strategy = forms.ChoiceField(label=_("strategy"), choices=[(s, s) for s in plan_records.STRATEGIES])
     start = forms.DateField(label=_("first day"), widget=DATE)
     to = forms.ChoiceField(
         label=_("switch to"),
@@ -287,7 +287,7 @@ class GuidedPlanForm(forms.Form):
         ],
     )
     strategy = forms.ChoiceField(
-        label=_("preset after a switch"), choices=[(s, s) for s in services.STRATEGIES], initial="ashton"
+        label=_("preset after a switch"), choices=[(s, s) for s in plan_records.STRATEGIES], initial="ashton"
     )
     market = _market_field()
     override_reason = _override_field()

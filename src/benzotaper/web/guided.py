@@ -19,8 +19,8 @@ from benzotaper.taper.planner import PlanOptions
 from benzotaper.tdm.guided import Trajectory, default_trajectory
 from benzotaper.tdm.samples import Sample
 from benzotaper.tdm.service import guided_levels_plan
+from benzotaper.web import clinic_clock, kb, level_records, plan_records, prescriptions
 from benzotaper.web import models as m
-from benzotaper.web import services
 
 GUIDED_DEFAULTS = {"level_fall": 5.0, "trajectory": "occupancy", "switch": "later"}
 
@@ -63,22 +63,22 @@ def samples_from(rows: list[dict[str, Any]]) -> list[Sample]:
 
 def current_samples(patient: m.Patient, since: date) -> list[Sample]:
     """The patient's levels taken on the current regimen."""
-    return [s for s in services.samples(patient) if s.sampled_at.date() >= since]
+    return [s for s in level_records.samples(patient) if s.sampled_at.date() >= since]
 
 
 def build_guided(patient: m.Patient, options: dict[str, Any]) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
     """The guided plan, its explanation (fit, comparison, next samples) and the options to store with it."""
-    sig, since = services.current_sig(patient), services.current_since(patient)
+    sig, since = prescriptions.current_sig(patient), prescriptions.current_since(patient)
     if not sig or since is None:
         raise PlanError("no current regimen: record one first")
     samples = current_samples(patient, since)
     if not samples:
         raise LevelsError(f"no level has been taken on the current regimen (since {since}); record a trough first")
     merged = {**GUIDED_DEFAULTS, **{k: v for k, v in options.items() if v not in (None, "")}}
-    opts: PlanOptions = services.plan_options(merged)
+    opts: PlanOptions = plan_records.plan_options(merged)
     _check_start(opts.start, since)
     traj = trajectory_of(merged)
-    plan, extra = guided_levels_plan(services.knowledge(), samples, sig, since, opts, traj)
+    plan, extra = guided_levels_plan(kb.knowledge(), samples, sig, since, opts, traj)
     stored = {k: v for k, v in merged.items() if k not in ("level_fall", "trajectory")}
     stored["guided"] = {
         "level_fall": float(merged["level_fall"]),
@@ -96,7 +96,7 @@ START_LEAD_DAYS = 365
 
 def _check_start(start: date, since: date) -> None:
     """The first day lies between the current regimen's start and START_LEAD_DAYS from today."""
-    latest = services.today() + timedelta(days=START_LEAD_DAYS)
+    latest = clinic_clock.today() + timedelta(days=START_LEAD_DAYS)
     if not since <= start <= latest:
         raise PlanError(
             f"start {start.isoformat()} is not accepted: the plan starts, when guided by the current levels, "

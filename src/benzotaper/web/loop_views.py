@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from benzotaper.errors import BenzotaperError
+from benzotaper.web import charts, clinic_clock, guided, kb, plan_records, prescriptions, replans, worklist
 from benzotaper.web import forms as f
-from benzotaper.web import guided, replans, services, worklist
 from benzotaper.web import models as m
 from benzotaper.web.permissions import patient_for
 from benzotaper.web.views import _plan_field, clinician
@@ -25,7 +25,7 @@ def approve_guided(
     from benzotaper.web.views import _approve
 
     stored = {k: v for k, v in options.items() if k != "events"}
-    return _approve(request, patient, services.current_sig(patient), stored, [], payload)
+    return _approve(request, patient, prescriptions.current_sig(patient), stored, [], payload)
 
 
 @clinician
@@ -33,14 +33,14 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
     """Build, compare and approve a plan paced by this patient's measured levels."""
     patient = patient_for(request.user, pid, write="record")
     initial = {
-        "start": services.today(),
+        "start": clinic_clock.today(),
         "level_fall": 5,
         "trajectory": "occupancy",
         "switch": "later",
         "strategy": "ashton",
     }
     form = f.GuidedPlanForm(request.POST or None, initial=initial)
-    context: dict[str, Any] = {"patient": patient, "form": form, "sig": services.current_sig(patient)}
+    context: dict[str, Any] = {"patient": patient, "form": form, "sig": prescriptions.current_sig(patient)}
     if not context["sig"]:
         messages.warning(request, _("Record the current regimen first."))
         return redirect("regimen_new", pid)
@@ -50,7 +50,7 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
         except BenzotaperError as exc:
             form.add_error(_plan_field(str(exc), form.fields), str(exc))
             return render(request, "web/guided_builder.html", context)
-        payload = services.plan_payload(plan)
+        payload = plan_records.plan_payload(plan)
         if request.POST.get("action") == "approve":
             record = approve_guided(request, patient, options, payload)
             messages.success(request, _("Plan version %(v)d approved.") % {"v": record.version})
@@ -58,7 +58,7 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
         context.update(
             plan=payload,
             extra=extra,
-            figure=services.plan_figure(plan, "guided"),
+            figure=charts.plan_figure(plan, "guided"),
             comparison_figure=comparison_figure(extra["comparison"]),
         )
     return render(request, "web/guided_builder.html", context)
@@ -120,7 +120,7 @@ def replan_detail(request: HttpRequest, pid: int, rid: int) -> HttpResponse:
 @login_required
 def sources_page(request: HttpRequest) -> HttpResponse:
     """The knowledge base's bibliography: what each source key on a page stands for."""
-    rows = sorted(services.knowledge().sources.items())
+    rows = sorted(kb.knowledge().sources.items())
     return render(request, "web/sources.html", {"sources": rows})
 
 

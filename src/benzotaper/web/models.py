@@ -256,7 +256,7 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        # The page's data versions (services.page_keys): the newest entry per patient, and per patient and
+        # The page's data versions (page_cache.page_keys): the newest entry per patient, and per patient and
         # clinical model, found in the index without reading a patient's (many) diary entries.
         indexes = [models.Index(fields=["patient_id", "id"]), models.Index(fields=["patient_id", "model", "id"])]
 

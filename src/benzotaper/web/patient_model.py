@@ -1,7 +1,7 @@
 """This patient's model from the levels on record: the core's MAP fit, eliminator label and trough forecast.
 
 Shaped for the patient page, its chart and `GET /api/patients/{id}/fit`; computed once per data version
-(`services.cached`), never per view. Every number comes from `tdm.service` and `tdm.advice`.
+(`page_cache.cached`), never per view. Every number comes from `tdm.service` and `tdm.advice`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from django.utils import timezone
 from benzotaper.errors import BenzotaperError
 from benzotaper.tdm.advice import next_trough
 from benzotaper.tdm.service import fit_levels
+from benzotaper.web import clinic_clock, kb, level_records, page_cache, plan_records, prescriptions
 from benzotaper.web import models as m
-from benzotaper.web import services
 
 FORECAST_DAYS = 28
 
@@ -27,7 +27,7 @@ def _now() -> datetime:
 def _level_row(lv: m.Level) -> dict[str, Any]:
     return {
         "id": lv.pk,
-        "sampled_at": services.local(lv.sampled_at).isoformat(timespec="minutes"),
+        "sampled_at": clinic_clock.local(lv.sampled_at).isoformat(timespec="minutes"),
         "analyte": lv.analyte,
         "value_ng_ml": lv.value_ng_ml,
     }
@@ -52,7 +52,7 @@ def _forecast(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _planned_sample(patient: m.Patient, now: datetime) -> dict[str, Any] | None:
     """The approved plan's next advised trough sample still ahead, if any."""
-    record = services.approved_plan(patient)
+    record = plan_records.approved_plan(patient)
     for advice in record.plan.get("sampling", []) if record else []:
         if datetime.fromisoformat(advice["at"]) >= now:
             return {**advice, "from_plan_version": record.version if record else None}
@@ -65,7 +65,7 @@ def _next_sample(patient: m.Patient, sig: str, since: date, why: str) -> dict[st
     if planned is not None:
         return planned
     try:
-        return next_trough(services.knowledge(), sig, since, now, why)
+        return next_trough(kb.knowledge(), sig, since, now, why)
     except BenzotaperError:
         return None
 
@@ -84,14 +84,14 @@ def _no_fit(reason: str, used: list[dict[str, Any]], excluded: list[dict[str, An
 
 def compute_fit(patient: m.Patient) -> dict[str, Any]:
     """The fit of the levels taken on the current regimen, or the reason there is none and what to sample."""
-    sig, since = services.current_sig(patient), services.current_since(patient)
+    sig, since = prescriptions.current_sig(patient), prescriptions.current_since(patient)
     levels = list(patient.levels.all())
     if not sig or since is None:
         excluded = [{**_level_row(lv), "reason": "no current regimen is recorded"} for lv in levels]
         return _no_fit(
             "record the current regimen first: the fit reads levels against the doses taken", [], excluded, None
         )
-    samples = services.samples(patient)
+    samples = level_records.samples(patient)
     by_row = {s.row: lv for s, lv in zip(samples, levels, strict=True)}
     excluded = [
         {**_level_row(by_row[s.row]), "reason": f"sampled before the current regimen began on {since}"}
@@ -105,7 +105,7 @@ def compute_fit(patient: m.Patient) -> dict[str, Any]:
             "no level has been taken on the current regimen", [], excluded, _next_sample(patient, sig, since, ask)
         )
     try:
-        out = fit_levels(services.knowledge(), current, sig, since, days=FORECAST_DAYS)
+        out = fit_levels(kb.knowledge(), current, sig, since, days=FORECAST_DAYS)
     except BenzotaperError as exc:
         return _no_fit(str(exc), [], excluded, _next_sample(patient, sig, since, ask))
     left_out = {e["row"]: e["reason"] for e in out.get("rows_excluded", [])}
@@ -135,15 +135,15 @@ def compute_fit(patient: m.Patient) -> dict[str, Any]:
 
 def patient_fit(patient: m.Patient, key: str | None = None) -> dict[str, Any]:
     """`compute_fit`, cached under the patient's data version (recomputed only when their records change)."""
-    return services.cached("fit", patient, lambda: compute_fit(patient), key)
+    return page_cache.cached("fit", patient, lambda: compute_fit(patient), key)
 
 
 def samples_due(patient: m.Patient, fit: dict[str, Any]) -> list[dict[str, Any]]:
     """Trough samples advised by the approved plan (and the fit's next one), each marked overdue or not."""
     now = _now()
-    record = services.approved_plan(patient)
+    record = plan_records.approved_plan(patient)
     last = patient.levels.order_by("-sampled_at").first()
-    last_at = services.local(last.sampled_at) if last else datetime.min
+    last_at = clinic_clock.local(last.sampled_at) if last else datetime.min
     out: list[dict[str, Any]] = []
     for advice in record.plan.get("sampling", []) if record else []:
         due = datetime.fromisoformat(advice["at"])

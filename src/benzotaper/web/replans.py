@@ -24,9 +24,9 @@ from benzotaper.errors import BenzotaperError
 from benzotaper.taper.plan import Event, Plan
 from benzotaper.taper.replan import action_for
 from benzotaper.tdm.replan_guided import original_patient, replan_guided
+from benzotaper.web import clinic_clock, kb, plan_records
 from benzotaper.web import guided as g
 from benzotaper.web import models as m
-from benzotaper.web import services
 
 log = logging.getLogger(__name__)
 INPUTS = ("Patient", "Regimen", "Level", "Assessment", "Symptom", "Treatment", "Hold", "Plan")
@@ -42,12 +42,12 @@ class ReplanConflict(BenzotaperError):
 def trigger_of(instance: Any) -> tuple[dict[str, Any], Event | None] | None:
     """What a saved record asks of the plan: (description, planner event), or None if nothing."""
     if isinstance(instance, m.Level):
-        at = services.local(instance.sampled_at)
+        at = clinic_clock.local(instance.sampled_at)
         value = f"{instance.value_ng_ml:g} ng/mL" if instance.value_ng_ml is not None else "below the LLOQ"
         text = f"new {instance.analyte} level {value} on {at:%Y-%m-%d %H:%M}"
         return {"model": "Level", "id": instance.pk, "kind": "level", "day": at.date().isoformat(), "text": text}, None
     if isinstance(instance, m.Assessment) and instance.instrument == "ciwa_b":
-        day = services.local(instance.taken_at).date()
+        day = clinic_clock.local(instance.taken_at).date()
         event = Event(day=day, kind="score", instrument="ciwa_b", score=float(instance.total))
         text = f"CIWA-B {instance.total} on {day}"
         return {"model": "Assessment", "id": instance.pk, "kind": "score", "day": day.isoformat(), "text": text}, event
@@ -85,14 +85,14 @@ def draft_after(instance: Any) -> m.Replan | None:
     patient: m.Patient | None = getattr(instance, "patient", None)
     if found is None or patient is None:
         return None
-    record = services.approved_plan(patient)
+    record = plan_records.approved_plan(patient)
     if record is None:
         return None
     trigger, event = found
-    if event is not None and event.day < services.today():
+    if event is not None and event.day < clinic_clock.today():
         # Recorded late: the hold starts today; the days already taken stay as they were.
         late = f"{event.kind} of {event.day}, applied from the day it was recorded"
-        event = replace(event, day=services.today(), note="; ".join(x for x in (event.note, late) if x))
+        event = replace(event, day=clinic_clock.today(), note="; ".join(x for x in (event.note, late) if x))
     try:
         new, options = replanned(patient, record, trigger, event)
     except BenzotaperError as exc:
@@ -100,7 +100,7 @@ def draft_after(instance: Any) -> m.Replan | None:
         return None
     if new is None:
         return None
-    payload = services.plan_payload(new)
+    payload = plan_records.plan_payload(new)
     changes = compare(record.plan, payload)
     if not changes:
         return None
@@ -125,14 +125,14 @@ def replanned(
 ) -> tuple[Plan | None, dict[str, Any]]:
     """The core's re-plan of the approved version after the trigger, and the options to store with it."""
     options = dict(record.options)
-    if event is not None and action_for(services.knowledge(), event).kind == "none":
+    if event is not None and action_for(kb.knowledge(), event).kind == "none":
         return None, options  # e.g. a CIWA-B score below every hold rule's threshold
     if g.is_guided(options):
         return _guided(patient, record, trigger, event), options
     if event is None:
         return None, options  # a fixed preset does not follow levels: the fit shows them
     events = [*_stored_events(record), event]
-    plan = services.build_plan(record.sig, options, events)
+    plan = plan_records.build_plan(record.sig, options, events)
     options["events"] = plan.to_dict()["events"]
     options["replanned"] = True  # read back from its JSON: the stored events carry scores the rebuild would drop
     return plan, options
@@ -155,11 +155,11 @@ def _stored_events(record: m.Plan) -> list[Event]:
 def _guided(patient: m.Patient, record: m.Plan, trigger: dict[str, Any], event: Event | None) -> Plan:
     guided = record.options["guided"]
     since = date.fromisoformat(guided["since"])
-    options = services.plan_options(record.options)
+    options = plan_records.plan_options(record.options)
     plan = g.stored_guided_plan(record)
-    k = services.knowledge()
+    k = kb.knowledge()
     first = original_patient(k, g.samples_from(guided["levels"]), record.sig, since, plan, options)
-    on = max(services.today(), date.fromisoformat(trigger["day"]))
+    on = max(clinic_clock.today(), date.fromisoformat(trigger["day"]))
     samples = g.current_samples(patient, since)
     new, _ = replan_guided(k, first, plan, samples, on, options, g.trajectory_of(guided), event)
     return new
@@ -238,7 +238,7 @@ def stale_reason(draft: m.Replan) -> str | None:
     """Why the draft may no longer be approved, or None while it is current."""
     if draft.status != "waiting":
         return f"this re-plan was already {draft.status}"
-    newest = services.approved_plan(draft.patient)
+    newest = plan_records.approved_plan(draft.patient)
     if newest is None or newest.version != draft.based_on_version:
         return (
             f"the approved plan is now version {newest.version if newest else '-'}, not version "

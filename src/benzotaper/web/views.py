@@ -22,9 +22,19 @@ from django.views.decorators.http import require_POST
 from django.views.defaults import page_not_found
 
 from benzotaper.errors import BenzotaperError
+from benzotaper.web import (
+    charts,
+    clinic_clock,
+    kb,
+    page_cache,
+    patient_alerts,
+    patient_summary,
+    plan_records,
+    prescriptions,
+    safety,
+)
 from benzotaper.web import forms as f
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.permissions import patient_for, require_clinician, role, visible_patients
 
 View = Callable[..., HttpResponse]
@@ -70,11 +80,11 @@ def home(request: HttpRequest) -> HttpResponse:
 def crisis(request: HttpRequest) -> HttpResponse:
     """Crisis and support information (open to everyone, logged in or not)."""
     code = request.GET.get("country", "").upper()
-    help_ = services.crisis_for(None)
+    help_ = safety.crisis_for(None)
     if code:
         with suppress(BenzotaperError):
-            help_ = services.crisis_help_code(code)
-    return render(request, "web/crisis.html", {"help": help_.to_dict(services.safety_net())})
+            help_ = safety.crisis_help_code(code)
+    return render(request, "web/crisis.html", {"help": help_.to_dict(kb.safety_net())})
 
 
 @require_POST
@@ -82,7 +92,7 @@ def crisis(request: HttpRequest) -> HttpResponse:
 def set_language(request: HttpRequest) -> HttpResponse:
     """Save the chosen interface language in the user's profile."""
     code = request.POST.get("language", "en")
-    if code in dict(services_languages()):
+    if code in dict(interface_languages()):
         profile, _created = m.Profile.objects.get_or_create(user=request.user)
         profile.language = code
         profile.save(update_fields=["language"])
@@ -90,7 +100,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
     return redirect(nxt if nxt.startswith("/") and not nxt.startswith("//") else "/")
 
 
-def services_languages() -> list[tuple[str, str]]:
+def interface_languages() -> list[tuple[str, str]]:
     from django.conf import settings
 
     return list(settings.LANGUAGES)
@@ -103,7 +113,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     patients = visible_patients(request.user).select_related("team")
     if query:
         patients = patients.filter(Q(name__icontains=query) | Q(identifier__icontains=query))
-    rows = [{"patient": p, "alerts": services.alerts(p)} for p in patients[:200]]
+    rows = [{"patient": p, "alerts": patient_alerts.alerts(p)} for p in patients[:200]]
     rows.sort(key=lambda r: (-len([a for a in r["alerts"] if a["severity"] == "critical"]), -len(r["alerts"])))
     return render(request, "web/patient_list.html", {"rows": rows, "q": query})
 
@@ -140,14 +150,14 @@ def patient_edit(request: HttpRequest, pid: int) -> HttpResponse:
 def patient_page(request: HttpRequest, pid: int) -> HttpResponse:
     """Everything about one patient on one page."""
     patient = patient_for(request.user, pid)
-    keys = services.page_keys(patient)
+    keys = page_cache.page_keys(patient)
     # Lazy: a warm page renders from cached fragments and never touches these.
     context = {
         "patient": patient,
-        "page": SimpleLazyObject(lambda: services.page_data(patient, keys.data)),
+        "page": SimpleLazyObject(lambda: patient_summary.page_data(patient, keys.data)),
         "data_key": keys.data,
         "diary_key": keys.diary,
-        "diary_json": lambda: services.diary_json(patient),
+        "diary_json": lambda: charts.diary_json(patient),
         "regimens": patient.regimens.all(),
         "assessments": patient.assessments.order_by("-taken_at")[:20],
         "symptoms": patient.symptoms.all(),
@@ -163,7 +173,7 @@ def patient_page(request: HttpRequest, pid: int) -> HttpResponse:
 def regimen_new(request: HttpRequest, pid: int) -> HttpResponse:
     """Record a regimen: first the parse is shown back, then it is saved on confirmation."""
     patient = patient_for(request.user, pid, write="record")
-    initial = {"start": services.today()}
+    initial = {"start": clinic_clock.today()}
     form = f.RegimenForm(request.POST or None, initial=initial)
     preview = None
     if request.method == "POST" and form.is_valid():
@@ -209,7 +219,7 @@ def level_new(request: HttpRequest, pid: int) -> HttpResponse:
 
 
 def _assessment(request: HttpRequest, patient: m.Patient, instrument: str, source: str, done: str) -> HttpResponse:
-    if instrument not in services.instruments():
+    if instrument not in kb.instruments():
         raise PermissionDenied("unknown instrument")
     form = f.AssessmentForm(instrument, request.POST or None, initial={"taken_at": timezone.localtime()})
     if request.method == "POST" and form.is_valid():
@@ -229,7 +239,7 @@ def _assessment(request: HttpRequest, patient: m.Patient, instrument: str, sourc
             % {"name": instrument.upper(), "total": result["total"], "band": result["band"]},
         )
         return redirect(done, patient.pk) if done == "patient" else redirect(done)
-    meta = services.instruments()[instrument]
+    meta = kb.instruments()[instrument]
     return render(request, "web/assessment_form.html", {"form": form, "patient": patient, "instrument": meta})
 
 
@@ -257,7 +267,7 @@ def symptom_new(request: HttpRequest, pid: int) -> HttpResponse:
 def hold_new(request: HttpRequest, pid: int) -> HttpResponse:
     """Record a hold or a return to the previous step (the next plan version applies it)."""
     patient = patient_for(request.user, pid, write="record")
-    form = f.HoldForm(request.POST or None, initial={"day": services.today(), "kind": "hold"})
+    form = f.HoldForm(request.POST or None, initial={"day": clinic_clock.today(), "kind": "hold"})
     if request.method == "POST" and form.is_valid():
         hold = form.save(commit=False)
         hold.patient = patient
@@ -271,26 +281,28 @@ def hold_new(request: HttpRequest, pid: int) -> HttpResponse:
 def plan_builder(request: HttpRequest, pid: int) -> HttpResponse:
     """Choose a strategy, see the plan and its chart, adjust, approve (a new frozen version)."""
     patient = patient_for(request.user, pid, write="record")
-    sig = services.current_sig(patient)
-    form = f.PlanForm(request.POST or None, initial={"strategy": "ashton", "start": services.today(), "switch": "auto"})
+    sig = prescriptions.current_sig(patient)
+    form = f.PlanForm(
+        request.POST or None, initial={"strategy": "ashton", "start": clinic_clock.today(), "switch": "auto"}
+    )
     context: dict[str, Any] = {"patient": patient, "form": form, "sig": sig}
     if not sig:
         messages.warning(request, _("Record the current regimen first."))
         return redirect("regimen_new", pid)
     if request.method == "POST" and form.is_valid():
         options = form.options()
-        events = services.hold_events(patient)
+        events = plan_records.hold_events(patient)
         try:
-            plan = services.build_plan(sig, options, events)
+            plan = plan_records.build_plan(sig, options, events)
         except BenzotaperError as exc:
             form.add_error(_plan_field(str(exc), form.fields), str(exc))
             return render(request, "web/plan_builder.html", context)
-        payload = services.plan_payload(plan)
+        payload = plan_records.plan_payload(plan)
         if request.POST.get("action") == "approve":
             record = _approve(request, patient, sig, options, events, payload)
             messages.success(request, _("Plan version %(v)d approved.") % {"v": record.version})
             return redirect("plan_detail", pid, record.version)
-        context.update(plan=payload, figure=services.plan_figure(plan))
+        context.update(plan=payload, figure=charts.plan_figure(plan))
     return render(request, "web/plan_builder.html", context)
 
 
@@ -302,8 +314,18 @@ _PLAN_FIELD_WORDS = {
     "start": ("the plan starts", "--since", "before the samples"),
     "switch": ("no product allows the next guided step",),
 }
-_PLAN_FIELDS = ("override_reason", "end_by", "fraction", "interval_days", "level_fall", "strategy", "to", "switch",
-                "market", "start")
+_PLAN_FIELDS = (
+    "override_reason",
+    "end_by",
+    "fraction",
+    "interval_days",
+    "level_fall",
+    "strategy",
+    "to",
+    "switch",
+    "market",
+    "start",
+)
 
 
 def _plan_field(message: str, fields: Any = None) -> str | None:
@@ -351,7 +373,7 @@ def plan_detail(request: HttpRequest, pid: int, version: int) -> HttpResponse:
     record = patient.plans.filter(version=version).first()
     if record is None:
         return render(request, "web/404.html", status=404)
-    figure = services.plan_figure(services.stored_plan(record), f"v{record.version}")
+    figure = charts.plan_figure(plan_records.stored_plan(record), f"v{record.version}")
     return render(
         request, "web/plan_detail.html", {"patient": patient, "record": record, "plan": record.plan, "figure": figure}
     )
@@ -364,7 +386,7 @@ def plan_file(request: HttpRequest, pid: int, version: int, kind: str) -> HttpRe
     record = patient.plans.filter(version=version, status="approved").first()
     if record is None or kind not in ("pdf", "ics", "csv"):
         return render(request, "web/404.html", status=404)
-    body, content_type = services.plan_files(record, kind, services.crisis_text(patient))
+    body, content_type = plan_records.plan_files(record, kind, safety.crisis_text(patient))
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="taper-plan-v{version}.{kind}"'
     return response

@@ -3,7 +3,7 @@
 Kinds: `red_flag` (seizure history, suicidality, opioid or alcohol co-use, a level above the alert),
 `sample_overdue` and `sample_due` (the approved plan's trough samples), `replan_waiting` (a drafted re-plan),
 `missed_doses` (yesterday's planned doses not confirmed in the diary), `step_starts` (a plan step starting in
-the next 7 days). Every item links to the page where it is acted on. The facts come from the same services
+the next 7 days). Every item links to the page where it is acted on. The facts come from the same modules
 as the patient page (cached per data version).
 """
 
@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
+from benzotaper.web import clinic_clock, patient_alerts, plan_records
 from benzotaper.web import models as m
-from benzotaper.web import services
 from benzotaper.web.permissions import visible_patients
 
 URGENCY = {
@@ -55,7 +55,7 @@ def _item(patient: m.Patient, kind: str, text: str, url: str, urgency: int | Non
 def _flags(patient: m.Patient) -> list[dict[str, Any]]:
     page = reverse("patient", args=[patient.pk])
     out = []
-    for alert in services.alerts(patient):
+    for alert in patient_alerts.alerts(patient):
         if alert["kind"] in ("red_flag", "co_use") or (alert["kind"] == "level" and alert["severity"] == "critical"):
             bump = 10 if alert["severity"] == "critical" else 0
             out.append(_item(patient, "red_flag", alert["text"], page, URGENCY["red_flag"] + bump))
@@ -66,7 +66,7 @@ def _samples(patient: m.Patient, record: m.Plan | None, now: datetime) -> list[d
     if record is None:
         return []
     last = patient.levels.order_by("-sampled_at").first()
-    last_at = services.local(last.sampled_at) if last else datetime.min
+    last_at = clinic_clock.local(last.sampled_at) if last else datetime.min
     url = reverse("level_new", args=[patient.pk])
     out = []
     for advice in record.plan.get("sampling", []):
@@ -86,7 +86,7 @@ def _missed(patient: m.Patient, record: m.Plan | None, today: date) -> list[dict
     if record is None or patient.user_id is None:
         return []
     yesterday = today - timedelta(days=1)
-    step = services.step_on(record.plan, yesterday)
+    step = plan_records.step_on(record.plan, yesterday)
     planned = len(step["doses"]) if step else 0
     if planned == 0:
         return []
@@ -115,7 +115,7 @@ def _step(patient: m.Patient, record: m.Plan | None, today: date) -> list[dict[s
 
 def patient_items(patient: m.Patient, today: date, now: datetime) -> list[dict[str, Any]]:
     """One patient's worklist items."""
-    record = services.approved_plan(patient)
+    record = plan_records.approved_plan(patient)
     items = _flags(patient) + _samples(patient, record, now)
     for draft in patient.replans.filter(status="waiting"):
         url = reverse("replan", args=[patient.pk, draft.pk])
@@ -125,7 +125,7 @@ def patient_items(patient: m.Patient, today: date, now: datetime) -> list[dict[s
 
 def items(user: Any) -> list[dict[str, Any]]:
     """The signed-in clinician's items over their care teams' patients, most urgent first."""
-    today, now = services.today(), timezone.localtime().replace(tzinfo=None)
+    today, now = clinic_clock.today(), timezone.localtime().replace(tzinfo=None)
     out: list[dict[str, Any]] = []
     for patient in visible_patients(user).order_by("name"):
         out += patient_items(patient, today, now)

@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 from django.utils.html import format_html
 
-from benzotaper.web import services
+from benzotaper.web import kb
 
 register = template.Library()
 
@@ -15,7 +15,7 @@ register = template.Library()
 def source_link(key: object) -> str:
     """A link to the source's entry (its citation as the title); unknown keys stay plain text."""
     text = str(key)
-    found = services.knowledge().sources.get(text)
+    found = kb.knowledge().sources.get(text)
     if found is None:
         return text
     return str(format_html('<a href="{}#src-{}" title="{}">{}</a>', reverse("sources"), text, found.citation, text))
