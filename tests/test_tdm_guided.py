@@ -203,6 +203,27 @@ def test_cli_plan_guided_by_json(tmp_path: Path) -> None:
     assert patients == {"this patient", "fast", "slow"}
 
 
+@pytest.mark.slow
+def test_comparison_rows_carry_the_daily_troughs(tmp_path: Path) -> None:
+    """Each row's daily series runs from the plan's first day to 28 days after its end and agrees with its metrics."""
+    levels = _levels_csv(tmp_path)
+    args = ["plan", SIG, "--guided-by", str(levels), "--since", "2026-01-01", "--start", "2026-04-01", "--json"]
+    res = runner.invoke(app, [*args, "--strategy", "jcpg", "--level-fall", "5"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["guided"]["comparison"]
+    assert len(rows) == 6
+    for row in rows:
+        assert row["start_date"] == "2026-04-01"
+        dosed = (date.fromisoformat(row["end_date"]) - date.fromisoformat(row["start_date"])).days
+        series = row["daily_trough_ng_ml"]
+        assert len(series) == dosed + 28
+        assert series[0] == pytest.approx(row["start_trough_ng_ml"], abs=0.006)
+        assert series[dosed] == pytest.approx(row["trough_at_stop_ng_ml"], abs=0.006)
+    # Slower clearance, higher level at the same dose: the fixed schedule is the same plan in everyone.
+    fixed = {row["patient"]: row for row in rows if row["plan"].startswith("fixed")}
+    assert fixed["slow"]["daily_trough_ng_ml"][0] > fixed["fast"]["daily_trough_ng_ml"][0]
+
+
 def test_documented_example_file_works() -> None:
     """The README's levels example: all rows read (µmol/L converted), a fit and a verdict per sample."""
     example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "levels_diazepam.csv"

@@ -274,6 +274,33 @@ def test_catalogue_has_every_marked_string_of_the_app(tmp_path: Path, monkeypatc
     assert not committed - fresh, f"strings no longer in the app: {sorted(committed - fresh)}"
 
 
+# makemessages finds calls to `_` and the gettext functions by their own names only.
+EXTRACTED = {"_", "gettext", "gettext_lazy", "gettext_noop", "ngettext", "ngettext_lazy", "pgettext", "pgettext_lazy"}
+
+
+def test_translation_functions_go_by_names_makemessages_extracts() -> None:
+    """An alias such as `gettext_lazy as _lazy` hides its strings from the catalogue (the worklist's kinds were)."""
+    hidden = []
+    for path in sorted(WEB.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "django.utils.translation":
+                names = [a for a in node.names if (a.asname or a.name) not in EXTRACTED]
+                hidden += [f"{path.name}: {a.name} as {a.asname}" for a in names]
+    assert not hidden, hidden
+
+
+def test_every_worklist_kind_has_a_polish_label() -> None:
+    from benzotaper.web.worklist import LABELS
+
+    with translation.override("en"):
+        english = {kind: str(label) for kind, label in LABELS.items()}
+    with translation.override("pl"):
+        polish = {kind: str(label) for kind, label in LABELS.items()}
+    assert set(LABELS) == {"red_flag", "sample_overdue", "replan_waiting", "missed_doses", "sample_due", "step_starts"}
+    untranslated = [english[k] for k in LABELS if polish[k] == english[k]]
+    assert not untranslated, untranslated
+
+
 def test_templates_have_no_unmarked_text() -> None:
     """Visible text and text attributes in the templates go through {% trans %} (names and units aside)."""
     allowed = {"benzotaper", "mg", "ng", "mL", "iCalendar", "CSV"}

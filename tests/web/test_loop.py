@@ -224,21 +224,6 @@ def test_the_worklist_lists_the_waiting_replan_and_the_red_flags_by_urgency(clin
     assert all(i["patient_id"] != fast.pk for i in _api(clinic.stranger).get("/api/worklist").json())
 
 
-def test_the_diary_shows_the_approved_replan_from_its_first_day(clinic: Clinic, fast: m.Patient) -> None:
-    _approve_guided(clinic, fast)
-    _ciwa(_api(clinic.doctor), fast.pk, 2)
-    draft = m.Replan.objects.get(patient=fast, status="waiting")
-    diary = _api(clinic.other_patient_user)
-    before = diary.get("/diary/").content.decode()
-    assert f"v{draft.based_on_version}" in before or "diary" in before
-    replans.approve(draft.pk, fast, clinic.doctor)
-    today = plan_records.step_on(plan_records.approved_plan(fast).plan, clinic_clock.today())
-    assert today is not None
-    page = diary.get("/diary/").content.decode()
-    for dose in today["doses"]:
-        assert f"{dose['mg']:g}" in page
-
-
 def test_pages_show_fit_guided_builder_replan_and_worklist(clinic: Clinic, fast: m.Patient) -> None:
     client = _api(clinic.doctor)
     page = client.get(f"/patients/{fast.pk}/").content.decode()
@@ -335,3 +320,27 @@ def test_a_guided_plan_starting_years_ahead_is_refused_naming_start(clinic: Clin
     assert r.status_code == 422
     detail = r.json()["detail"][0]
     assert detail["loc"] == ["body", "start"] and "7204-08-03" in detail["msg"]
+
+
+def test_the_comparison_chart_plots_each_rows_daily_trough(clinic: Clinic, fast: m.Patient) -> None:
+    from benzotaper.web.charts import DAY_MS, comparison_figure
+
+    r = _guided(_api(clinic.doctor), fast.pk)
+    assert r.status_code == 200, r.content
+    rows = r.json()["comparison"]
+    assert all({"start_date", "daily_trough_ng_ml"} <= set(row) for row in rows)
+    figure = comparison_figure(rows)
+    traces = figure["data"]
+    assert len(traces) == 6
+    for t, row in zip(traces, rows, strict=True):
+        assert t["y"] == row["daily_trough_ng_ml"] and t["x0"] == row["start_date"]
+    assert all(t["dx"] == DAY_MS == 24 * 3600 * 1000 for t in traces)  # one point a day
+    assert {t["line"]["dash"] for t in traces} == {"solid", "dot"}
+    assert len({t["line"]["color"] for t in traces}) == 3
+    # One colour per person, shared by both of their plans.
+    for who in ("fast", "this patient", "slow"):
+        assert len({t["line"]["color"] for t in traces if t["legendgroup"] == who}) == 1
+    assert figure["layout"]["yaxis"]["title"]["text"] == "predicted trough (diazepam-eq ng/mL)"
+    # A row without the daily series (an older JSON) is skipped, not an error.
+    old = [{k: v for k, v in row.items() if k != "daily_trough_ng_ml"} for row in rows[:2]]
+    assert len(comparison_figure(old + rows)["data"]) == 6

@@ -1,12 +1,13 @@
 """Side by side: what a fixed schedule and the guided plan give a fast, this, and a slow eliminator.
 
-Each scenario is a plan run through one individual's model: its daily trough levels, the largest
-fall in any 7 days, how many weeks fall faster than the target allows, and when the plan ends.
+Each scenario is a plan run through one individual's model: its daily trough levels (from the plan's
+start to four weeks after its end), the largest fall in any 7 days, how many weeks fall faster than
+the target allows, and when the plan ends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +34,8 @@ class Scenario:
     max_weekly_fall: float
     weeks_over_target: int
     level_at_stop: float
+    start_date: str = ""  # ISO date of the plan's first day: day 0 of daily_troughs
+    daily_troughs: tuple[float, ...] = field(default=(), repr=False)  # trough_series, one a day
 
     def to_dict(self) -> dict[str, object]:
         """JSON form."""
@@ -45,6 +48,8 @@ class Scenario:
             "max_weekly_fall": self.max_weekly_fall,
             "weeks_over_target": self.weeks_over_target,
             "trough_at_stop_ng_ml": self.level_at_stop,
+            "start_date": self.start_date,
+            "daily_trough_ng_ml": [round(v, 2) for v in self.daily_troughs],
         }
 
 
@@ -81,4 +86,6 @@ def scenario(guide: Guide, plan: Plan, label: str, who: str, traj: Trajectory) -
         float(weekly.max()) if len(weekly) else 0.0,
         weeks_over,
         stop,
+        plan.start.isoformat(),
+        tuple(float(v) for v in levels),
     )

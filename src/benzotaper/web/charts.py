@@ -309,3 +309,42 @@ def plan_figure(plan: Plan, version_label: str = "draft") -> dict[str, Any]:
             "yaxis2": {"title": {"text": "ng/mL"}, "overlaying": "y", "side": "right"},
         },
     }
+
+
+DAY_MS = 86_400_000.0
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+
+
+def comparison_figure(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The side-by-side as a line chart: each plan's predicted daily trough in each patient, over time.
+
+    One trace per comparison row (day 0 at its `start_date`, one point a day, sent as x0/dx), coloured by
+    patient (fast / this patient / slow: both plans of a person share a colour) and styled by plan (guided
+    solid, fixed dotted). Rows without the daily troughs (an older JSON) are skipped.
+    """
+    drawn = [r for r in rows if r.get("daily_trough_ng_ml") and r.get("start_date")]
+    people = list(dict.fromkeys(r["patient"] for r in drawn))
+    colour = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(people)}
+    data = [
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": f"{r['patient']}: {r['plan']}",
+            "legendgroup": r["patient"],
+            "x0": r["start_date"],
+            "dx": DAY_MS,
+            "y": list(r["daily_trough_ng_ml"]),
+            "line": {"color": colour[r["patient"]], "dash": "solid" if str(r["plan"]).startswith("guided") else "dot"},
+            "hovertemplate": "%{y:.1f} ng/mL",
+        }
+        for r in drawn
+    ]
+    layout = {
+        "height": 340,
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.15},
+        "xaxis": {"type": "date"},
+        "yaxis": {"title": {"text": "predicted trough (diazepam-eq ng/mL)"}, "rangemode": "tozero"},
+    }
+    return {"data": data, "layout": layout}

@@ -59,32 +59,9 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
             plan=payload,
             extra=extra,
             figure=charts.plan_figure(plan, "guided"),
-            comparison_figure=comparison_figure(extra["comparison"]),
+            comparison_figure=charts.comparison_figure(extra["comparison"]),
         )
     return render(request, "web/guided_builder.html", context)
-
-
-def comparison_figure(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The side-by-side as a bar chart: weeks to the stop and the largest weekly fall, per patient and plan."""
-    people = list(dict.fromkeys(r["patient"] for r in rows))
-    data = []
-    for label in dict.fromkeys(r["plan"] for r in rows):
-        by = {r["patient"]: r for r in rows if r["plan"] == label}
-        data.append(
-            {
-                "type": "bar",
-                "name": label,
-                "x": people,
-                "y": [round(100 * by[p]["max_weekly_fall"], 1) if p in by else None for p in people],
-            }
-        )
-    layout = {
-        "height": 300,
-        "barmode": "group",
-        "margin": {"l": 60, "r": 20, "t": 10, "b": 40},
-        "yaxis": {"title": {"text": "largest weekly fall of the trough (%)"}},
-    }
-    return {"data": data, "layout": layout}
 
 
 @clinician
@@ -120,7 +97,7 @@ def replan_detail(request: HttpRequest, pid: int, rid: int) -> HttpResponse:
 @login_required
 def sources_page(request: HttpRequest) -> HttpResponse:
     """The knowledge base's bibliography: what each source key on a page stands for."""
-    rows = sorted(kb.knowledge().sources.items())
+    rows = list(kb.sources().items())
     return render(request, "web/sources.html", {"sources": rows})
 
 

@@ -92,13 +92,31 @@ def approved_plan(patient: m.Patient) -> m.Plan | None:
 
 
 def todays_plan(patient: m.Patient, key: str | None = None) -> dict[str, Any] | None:
-    """The approved plan's version and today's step (cached: parsing a long plan costs ~1 ms), or None."""
+    """The approved plan's version, today's step and the next change (cached: a long plan costs ~1 ms), or None.
+
+    `next` is the first step starting after today and `next_start` its first day, so the diary can say
+    what changes when; a draft re-plan is never read here, only the approved version.
+    """
 
     def compute() -> dict[str, Any] | None:
         record = approved_plan(patient)
-        return None if record is None else {"version": record.version, "step": step_on(record.plan, today())}
+        if record is None:
+            return None
+        upcoming = next_step(record.plan, today())
+        return {
+            "version": record.version,
+            "step": step_on(record.plan, today()),
+            "next": upcoming,
+            "next_start": date.fromisoformat(upcoming["start"]) if upcoming else None,
+        }
 
     return cached("today-plan", patient, compute, key)
+
+
+def next_step(plan_json: dict[str, Any], day: date) -> dict[str, Any] | None:
+    """The first plan step starting after `day`, or None when no change is left."""
+    iso = day.isoformat()
+    return next((dict(s) for s in plan_json.get("steps", []) if s["start"] > iso), None)
 
 
 def step_on(plan_json: dict[str, Any], day: date) -> dict[str, Any] | None:

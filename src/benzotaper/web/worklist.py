@@ -15,7 +15,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from benzotaper.web import clinic_clock, patient_alerts, plan_records
 from benzotaper.web import models as m
@@ -31,12 +31,12 @@ URGENCY = {
 }
 DUE_AHEAD_DAYS = 7
 LABELS = {
-    "red_flag": _lazy("red flag"),
-    "sample_overdue": _lazy("sample overdue"),
-    "replan_waiting": _lazy("re-plan waiting"),
-    "missed_doses": _lazy("missed doses"),
-    "sample_due": _lazy("sample due"),
-    "step_starts": _lazy("step starts"),
+    "red_flag": gettext_lazy("red flag"),
+    "sample_overdue": gettext_lazy("sample overdue"),
+    "replan_waiting": gettext_lazy("re-plan waiting"),
+    "missed_doses": gettext_lazy("missed doses"),
+    "sample_due": gettext_lazy("sample due"),
+    "step_starts": gettext_lazy("step starts"),
 }
 
 

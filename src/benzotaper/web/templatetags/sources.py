@@ -15,7 +15,7 @@ register = template.Library()
 def source_link(key: object) -> str:
     """A link to the source's entry (its citation as the title); unknown keys stay plain text."""
     text = str(key)
-    found = kb.knowledge().sources.get(text)
+    found = kb.sources().get(text)
     if found is None:
         return text
     return str(format_html('<a href="{}#src-{}" title="{}">{}</a>', reverse("sources"), text, found.citation, text))
