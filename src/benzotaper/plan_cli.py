@@ -122,15 +122,18 @@ def _guided(
     trajectory: str,
     events: Path | None,
 ) -> tuple[Plan, dict[str, Any]]:
-    from benzotaper.tdm.guided import default_trajectory
+    from benzotaper.tdm.guided import default_trajectory, fall_bounds
     from benzotaper.tdm.samples import load_samples
     from benzotaper.tdm.service import guided_levels_plan
 
     first = _date("--since", since)
     if first is None:
         raise PlanError("--guided-by needs --since YYYY-MM-DD: the day the current regimen was started")
-    if level_fall is not None and not 0 < level_fall <= 25:
-        raise PlanError(f"--level-fall is a percentage per week, more than 0 and at most 25 (got {level_fall:g})")
+    highest = 100 * fall_bounds().highest
+    if level_fall is not None and not 0 < level_fall <= highest:
+        raise PlanError(
+            f"--level-fall is a percentage per week, more than 0 and at most {highest:g} (got {level_fall:g})"
+        )
     traj = default_trajectory(trajectory, level_fall / 100 if level_fall is not None else None)
     samples = load_samples(knowledge, levels)
     before = [s for s in samples if s.sampled_at.date() <= options.start]

@@ -344,3 +344,26 @@ def test_the_comparison_chart_plots_each_rows_daily_trough(clinic: Clinic, fast:
     # A row without the daily series (an older JSON) is skipped, not an error.
     old = [{k: v for k, v in row.items() if k != "daily_trough_ng_ml"} for row in rows[:2]]
     assert len(comparison_figure(old + rows)["data"]) == 6
+
+
+def test_the_weekly_fall_offered_is_the_knowledge_bases(clinic: Clinic) -> None:
+    """Form, API schema and core read one set of bounds from tdm.toml (no second copy of the numbers in web/)."""
+    import tomllib
+
+    from benzotaper.knowledge.loader import DATA_DIR
+    from benzotaper.tdm.guided import default_trajectory
+    from benzotaper.web.forms import GuidedPlanForm
+
+    guided_toml = tomllib.loads((DATA_DIR / "tdm.toml").read_text())["guided"]
+    fall = guided_toml["fall_per_week"]
+    lowest, default = 100 * fall["range"][0], 100 * fall["value"]
+    highest = 100 * guided_toml["fall_per_week_limit"]["value"]
+    field = GuidedPlanForm().fields["level_fall"]
+    assert (field.min_value, field.initial, field.max_value) == pytest.approx((lowest, default, highest))
+    schema = Client().get("/api/openapi.json").json()["components"]["schemas"]["GuidedIn"]["properties"]["level_fall"]
+    assert (schema["minimum"], schema["default"], schema["maximum"]) == pytest.approx((lowest, default, highest))
+    default_trajectory("level", highest / 100)  # the limit itself is accepted by the core
+    with pytest.raises(Exception, match=f"at most {highest:g}%"):
+        default_trajectory("level", highest / 100 + 0.001)
+    r = _guided(_api(clinic.doctor), _setup(clinic).pk, level_fall=highest + 0.5)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "level_fall"]

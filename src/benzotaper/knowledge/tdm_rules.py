@@ -24,6 +24,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "sampling": ("settle_half_lives",),
     "guided": (
         "fall_per_week",
+        "fall_per_week_limit",
         "slow_below_fraction",
         "slow_factor",
         "weekly_tolerance",

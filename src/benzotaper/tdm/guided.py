@@ -61,9 +61,10 @@ class Trajectory:
     def __post_init__(self) -> None:
         if self.kind not in TRAJECTORIES:
             raise PlanError(f"trajectory must be one of {list(TRAJECTORIES)} (got {self.kind!r})")
-        if not 0 < self.fall_per_week <= 0.25:
+        limit = fall_bounds().highest
+        if not 0 < self.fall_per_week <= limit:
             raise PlanError(
-                f"level fall per week must be more than 0 and at most 25% (got {self.fall_per_week:.1%}); "
+                f"level fall per week must be more than 0 and at most {limit:.0%} (got {self.fall_per_week:.1%}); "
                 "faster tapers are not level-guided"
             )
 
@@ -78,6 +79,22 @@ class Trajectory:
         if weeks <= w1:
             return float(start * (1 - f) ** weeks)
         return float(start * self.slow_below * (1 - fs) ** (weeks - w1))
+
+
+@dataclass(frozen=True)
+class FallBounds:
+    """The weekly fall a guided plan may target (fractions): the app's slowest offer, the default, the limit."""
+
+    lowest: float
+    default: float
+    highest: float
+
+
+def fall_bounds() -> FallBounds:
+    """From tdm.toml: the lower end of fall_per_week's sourced range, its value, and fall_per_week_limit."""
+    g = load_tdm_knowledge().settings["guided"]
+    fall = g["fall_per_week"]
+    return FallBounds(fall.range[0] if fall.range else fall.value, fall.value, g["fall_per_week_limit"].value)
 
 
 def default_trajectory(kind: str = "level", fall_per_week: float | None = None) -> Trajectory:

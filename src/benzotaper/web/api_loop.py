@@ -24,7 +24,12 @@ router = Router()
 
 class GuidedIn(Schema):
     start: ClinicDate | None = Field(None, description="first day of the plan (default today)")
-    level_fall: float = Field(5.0, ge=2.5, le=25, description="target fall of the trough per week, percent")
+    level_fall: float = Field(
+        round(100 * guided.FALL.default, 2),
+        ge=round(100 * guided.FALL.lowest, 2),
+        le=round(100 * guided.FALL.highest, 2),
+        description="target fall of the trough per week, percent (default and bounds from tdm.toml)",
+    )
     trajectory: Literal["occupancy", "level"] = Field("occupancy", description="guide the occupancy or the level")
     switch: Literal["later", "none", "auto"] = Field(
         "later", description="later: keep the drug, switch to diazepam only when its tablets get too coarse"

@@ -154,7 +154,7 @@ def _plan(patient: m.Patient) -> m.Plan:
     from benzotaper.web.guided import build_guided
 
     start = (clinic_clock.today() - timedelta(days=21)).isoformat()
-    built, _, options = build_guided(patient, {"start": start, "level_fall": 5, "trajectory": "occupancy"})
+    built, _, options = build_guided(patient, {"start": start, "trajectory": "occupancy"})
     payload = plan_records.plan_payload(built)
     clinician = User.objects.get(username="demo-clinician")
     return m.Plan.objects.create(

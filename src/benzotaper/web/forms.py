@@ -13,6 +13,7 @@ from benzotaper.errors import BenzotaperError
 from benzotaper.knowledge.safety_net import FLAGS, SUBSTANCES
 from benzotaper.web import kb, level_records, plan_records, prescriptions, safety, scoring
 from benzotaper.web import models as m
+from benzotaper.web.guided import FALL
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")  # ISO: what a date input accepts
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -270,9 +271,9 @@ class GuidedPlanForm(forms.Form):
     start = forms.DateField(label=_("first day"), widget=DATE)
     level_fall = forms.FloatField(
         label=_("target fall per week (%)"),
-        min_value=2.5,
-        max_value=25,
-        initial=5,
+        min_value=round(100 * FALL.lowest, 2),  # tdm.toml: fall_per_week's range and fall_per_week_limit
+        max_value=round(100 * FALL.highest, 2),
+        initial=round(100 * FALL.default, 2),
         help_text=_("how fast this patient's trough level (or occupancy) should fall"),
     )
     trajectory = forms.ChoiceField(

@@ -16,13 +16,14 @@ from benzotaper.errors import LevelsError, PlanError
 from benzotaper.fhir.plan_json import plan_from_json
 from benzotaper.taper.plan import Plan
 from benzotaper.taper.planner import PlanOptions
-from benzotaper.tdm.guided import Trajectory, default_trajectory
+from benzotaper.tdm.guided import Trajectory, default_trajectory, fall_bounds
 from benzotaper.tdm.samples import Sample
 from benzotaper.tdm.service import guided_levels_plan
 from benzotaper.web import clinic_clock, kb, level_records, plan_records, prescriptions
 from benzotaper.web import models as m
 
-GUIDED_DEFAULTS = {"level_fall": 5.0, "trajectory": "occupancy", "switch": "later"}
+FALL = fall_bounds()  # percent in the forms and the API: FALL.lowest * 100 .. FALL.highest * 100
+GUIDED_DEFAULTS = {"level_fall": 100 * FALL.default, "trajectory": "occupancy", "switch": "later"}
 
 
 def is_guided(options: dict[str, Any]) -> bool:

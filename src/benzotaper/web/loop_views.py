@@ -34,7 +34,7 @@ def guided_builder(request: HttpRequest, pid: int) -> HttpResponse:
     patient = patient_for(request.user, pid, write="record")
     initial = {
         "start": clinic_clock.today(),
-        "level_fall": 5,
+        "level_fall": guided.GUIDED_DEFAULTS["level_fall"],
         "trajectory": "occupancy",
         "switch": "later",
         "strategy": "ashton",
