@@ -18,6 +18,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
@@ -308,6 +309,16 @@ def test_the_demo_clinic_has_guided_plans_and_one_current_replan_to_review(db: A
     drafts = list(m.Replan.objects.filter(status="waiting"))
     assert len(drafts) == 1 and "CIWA-B 24" in drafts[0].reason
     assert replans.stale_reason(drafts[0]) is None  # drafted last: nothing changed after it
+    # At first start, both worked cases answer /fit with an eliminator, and their pages show it.
+    client = _api(User.objects.get(username="demo-clinician"))
+    patients = client.get("/api/patients").json()["items"]
+    assert len(patients) == 2
+    for row in patients:
+        fit = client.get(f"/api/patients/{row['id']}/fit").json()
+        assert fit["eliminator"] in ("fast", "typical", "slow"), fit
+        assert fit["samples_used"] and fit["forecast"]
+        page = client.get(f"/patients/{row['id']}/").content.decode()
+        assert f'id="eliminator">{fit["eliminator"]}<' in page
 
 
 def test_a_guided_plan_starting_years_ahead_is_refused_naming_start(clinic: Clinic, fast: m.Patient) -> None:

@@ -423,9 +423,10 @@ def request(
     client: Client | None = None,
     bearer: bool = True,
     headers: dict[str, str] | None = None,
+    secure: bool = False,
 ) -> Any:
     """Make one cell's request: pages with the login session, API routes with the persona's bearer token
-    (with `bearer=False`, the login session too)."""
+    (with `bearer=False`, the login session too); `secure` makes it over HTTPS."""
     route = next(r for r in all_routes() if r.template == template)
     client = client or world.client(persona)
     headers = dict(headers or {})
@@ -435,8 +436,9 @@ def request(
     body = BODIES.get((template, method), lambda w: {})(world)
     if route.api:
         data = body if isinstance(body, str) else json.dumps(body)
-        return client.generic(method, url, data if body is not None else "", "application/json", headers=headers)
-    return getattr(client, method.lower())(url, body if method == "POST" else None, headers=headers)
+        payload = data if body is not None else ""
+        return client.generic(method, url, payload, "application/json", headers=headers, secure=secure)
+    return getattr(client, method.lower())(url, body if method == "POST" else None, headers=headers, secure=secure)
 
 
 FORM_ERROR = re.compile(rb'role="alert"|class="errorlist')

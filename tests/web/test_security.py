@@ -6,6 +6,7 @@ The routes and their expected outcomes come from tests/web/test_permission_matri
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -239,7 +240,7 @@ def _directives(csp: str) -> dict[str, list[str]]:
     return {p[0]: p[1:] for p in parts}
 
 
-def _header_problems(response: Any) -> list[str]:
+def _header_problems(response: Any, tls: bool = False) -> list[str]:
     problems = []
     csp = _directives(response.get("Content-Security-Policy", ""))
     script = csp.get("script-src", csp.get("default-src"))
@@ -256,7 +257,10 @@ def _header_problems(response: Any) -> list[str]:
     ):
         if response.get(header) != value:
             problems.append(f"{header}: {response.get(header)}")
-    if "Strict-Transport-Security" in response:
+    hsts = response.get("Strict-Transport-Security")
+    if tls and hsts != f"max-age={ONE_YEAR}":
+        problems.append(f"HSTS over TLS: {hsts}")
+    if not tls and hsts is not None:
         problems.append("HSTS over plain HTTP")
     if response.get("Content-Type", "").startswith("text/html"):
         inline = [s for s in re.findall(rb"<script([^>]*)>", response.content) if b"src=" not in s]
@@ -280,12 +284,41 @@ def test_every_page_sends_the_security_headers(world: World) -> None:
     assert checked >= 2 * len([c for c in cells() if c[1] == "GET"]) - 10
 
 
+TLS = {
+    "SECURE_HSTS_SECONDS": ONE_YEAR,
+    "SECURE_SSL_REDIRECT": True,
+    "SESSION_COOKIE_SECURE": True,
+    "CSRF_COOKIE_SECURE": True,
+}
+
+
+def test_over_tls_every_page_sends_hsts_and_the_other_headers(world: World) -> None:
+    """The settings of BENZOTAPER_HTTPS=1 (test_over_tls_cookies_are_secure_and_hsts_is_sent), every GET route."""
+    checked, wrong = 0, []
+    with override_settings(**TLS):
+        for template, method in cells():
+            if method != "GET":
+                continue
+            for persona in {allowed_persona(template, method) or "admin", "anonymous"}:
+                secure = functools.partial(request, secure=True)
+                response = rolled_back(secure, world, persona, template, method)
+                checked += 1
+                problems = _header_problems(response, tls=True)
+                if problems:
+                    wrong.append(f"GET /{template} as {persona} over TLS ({response.status_code}): {problems}")
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 2 * len([c for c in cells() if c[1] == "GET"]) - 10
+
+
 def test_the_header_check_can_fail() -> None:
     from django.http import HttpResponse
 
     bare = HttpResponse("<script>alert(1)</script>", content_type="text/html")
     problems = _header_problems(bare)
     assert len(problems) == 7  # no CSP script-src, frame-ancestors, object-src; three headers; the inline script
+    assert "HSTS over TLS: None" in _header_problems(bare, tls=True)
+    bare["Strict-Transport-Security"] = f"max-age={ONE_YEAR}"
+    assert "HSTS over plain HTTP" in _header_problems(bare)
 
 
 # --- the dependency audit's verdict ---------------------------------------------------------------------
