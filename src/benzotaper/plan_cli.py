@@ -18,7 +18,7 @@ from benzotaper.errors import PlanError
 from benzotaper.knowledge import Knowledge, load_knowledge
 from benzotaper.regimen import parse_regimens
 from benzotaper.taper.event_file import read_events
-from benzotaper.taper.levels import plan_curves, step_levels
+from benzotaper.taper.levels import plan_curves, step_level_rows
 from benzotaper.taper.plan import Event, Plan
 from benzotaper.taper.planner import PlanOptions
 from benzotaper.taper.replan import replan
@@ -193,13 +193,7 @@ def _make(knowledge: Knowledge, sig: str, options: PlanOptions, events: Path | N
 
 def crisis_text(country: str) -> str:
     """The PDF's help line for a country: crisis lines and the emergency number (assess/crisis.py data)."""
-    help_ = crisis_help(country)
-    lines = "; ".join(f"{line.name} {line.number}" for line in help_.lines)
-    emergency = f"; emergency {help_.emergency.number}" if help_.emergency else ""
-    return (
-        "If you have a seizure, confusion, thoughts of harming yourself or feel very unwell, get help now. "
-        f"{help_.name}: {lines}{emergency}."
-    )
+    return crisis_help(country).help_line()
 
 
 def _write(
@@ -237,15 +231,7 @@ def _write(
 
 def _payload(knowledge: Knowledge, plan: Plan, curves: Any, files: dict[str, str]) -> dict[str, Any]:
     payload = plan.to_dict()
-    payload["levels"] = [
-        {
-            "step": s.index,
-            "trough_ng_ml": round(s.trough_ng_ml, 1),
-            "mean_ng_ml": round(s.mean_ng_ml, 1),
-            "occupancy": round(s.occupancy, 4),
-        }
-        for s in step_levels(plan, curves)
-    ]
+    payload["levels"] = step_level_rows(plan, curves)
     payload["source_citations"] = {k: knowledge.source(k).citation for k in plan.sources if k in knowledge.sources}
     payload["files"] = files
     return payload

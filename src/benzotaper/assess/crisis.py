@@ -33,6 +33,15 @@ class CrisisHelp:
     fallback: bool
     sources: tuple[str, ...]
 
+    def help_line(self) -> str:
+        """One line of help for a printed plan: when to get help, the crisis lines and the emergency number."""
+        lines = "; ".join(f"{line.name} {line.number}" for line in self.lines)
+        emergency = f"; emergency {self.emergency.number}" if self.emergency else ""
+        return (
+            "If you have a seizure, confusion, thoughts of harming yourself or feel very unwell, get help now. "
+            f"{self.name}: {lines}{emergency}."
+        )
+
     def to_dict(self, net: SafetyNet) -> dict[str, Any]:
         """JSON-ready form; every source key is expanded with its citation."""
         return {

@@ -55,6 +55,19 @@ def plan_curves(knowledge: Knowledge, plan: Plan, step_h: float = 1.0) -> Curves
     return sim.run(events, TimeGrid(0.0, step_h, int(days_total * HOURS_PER_DAY / step_h) + 1))
 
 
+def step_level_rows(plan: Plan, curves: Curves) -> list[dict[str, float | int]]:
+    """`step_levels` as the JSON rows the CLI and the app print: trough and mean in ng/mL, occupancy."""
+    return [
+        {
+            "step": s.index,
+            "trough_ng_ml": round(s.trough_ng_ml, 1),
+            "mean_ng_ml": round(s.mean_ng_ml, 1),
+            "occupancy": round(s.occupancy, 4),
+        }
+        for s in step_levels(plan, curves)
+    ]
+
+
 def step_levels(plan: Plan, curves: Curves) -> list[StepLevels]:
     """Settled level and occupancy at the end of each dosed step (its last 24 h)."""
     out = []

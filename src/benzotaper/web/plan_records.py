@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from benzotaper.taper.levels import plan_curves, step_levels
+from benzotaper.taper.levels import plan_curves, step_level_rows
 from benzotaper.taper.plan import Event, Plan
 from benzotaper.taper.planner import PlanOptions
 from benzotaper.taper.replan import replan
@@ -73,15 +73,7 @@ def plan_payload(plan: Plan) -> dict[str, Any]:
     """The plan's JSON with the typical patient's settled level and occupancy per step."""
     payload = plan.to_dict()
     curves = plan_curves(knowledge(), plan)
-    payload["levels"] = [
-        {
-            "step": s.index,
-            "trough_ng_ml": round(s.trough_ng_ml, 1),
-            "mean_ng_ml": round(s.mean_ng_ml, 1),
-            "occupancy": round(s.occupancy, 4),
-        }
-        for s in step_levels(plan, curves)
-    ]
+    payload["levels"] = step_level_rows(plan, curves)
     payload["sampling"] = sampling_advice(plan)
     return payload
 

@@ -34,13 +34,7 @@ def crisis_help_code(code: str) -> CrisisHelp:
 
 def crisis_text(patient: m.Patient) -> str:
     """One line of help for a printed plan."""
-    help_ = crisis_for(patient)
-    lines = "; ".join(f"{line.name} {line.number}" for line in help_.lines)
-    emergency = f"; emergency {help_.emergency.number}" if help_.emergency else ""
-    return (
-        "If you have a seizure, confusion, thoughts of harming yourself or feel very unwell, get help now. "
-        f"{help_.name}: {lines}{emergency}."
-    )
+    return crisis_for(patient).help_line()
 
 
 def risk_profile(patient: m.Patient) -> RiskProfile:
