@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -18,7 +18,7 @@ from benzotaper.assess.dependence import screen_dependence
 from benzotaper.assess.redflags import red_flags
 from benzotaper.assess.risk import SETTING_RANK, RiskProfile, assess_risk
 from benzotaper.cli import app
-from benzotaper.errors import AssessmentError, KnowledgeError
+from benzotaper.errors import AssessmentError, ImplausibleValueError, KnowledgeError
 from benzotaper.knowledge import Knowledge
 from benzotaper.knowledge.loader import DATA_DIR, read_sources
 from benzotaper.knowledge.safety_net import FLAGS, RELIABILITY, SUBSTANCES, SafetyNet, load_safety_net, read_safety_net
@@ -332,8 +332,11 @@ def test_adding_a_risk_factor_never_lowers_the_setting(
     knowledge: Knowledge, raw: dict[str, Any], addition: dict[str, Any]
 ) -> None:
     make = lambda r: RiskProfile(**{**r, "findings": tuple(r["findings"])})
+    more = _apply(raw, addition)
+    # Past the plausible maximum a dose is refused, not assessed (test_a_dose_past_the_plausible_maximum_is_refused).
+    assume((more["diazepam_mg"] or 0.0) <= knowledge.policy.plausible_max_daily_diazepam_equivalent.value)
     before = assess_risk(make(raw), knowledge, NET)
-    after = assess_risk(make(_apply(raw, addition)), knowledge, NET)
+    after = assess_risk(make(more), knowledge, NET)
     assert SETTING_RANK[after.setting] >= SETTING_RANK[before.setting]
 
 
@@ -472,3 +475,10 @@ def test_cli_pathways() -> None:
     data = _json(["pathways"])
     assert len(data["pathways"]) == len(NET.pathways) and data["sources"]
     assert runner.invoke(app, ["pathways", "--category", "spa"]).exit_code == 2
+
+
+def test_a_dose_past_the_plausible_maximum_is_refused(knowledge: Knowledge) -> None:
+    top = knowledge.policy.plausible_max_daily_diazepam_equivalent.value
+    assert assess_risk(RiskProfile(diazepam_mg=top), knowledge, NET).diazepam_mg == top
+    with pytest.raises(ImplausibleValueError, match=rf"diazepam_mg {top + 1:g} mg/day is implausible: at most {top:g}"):
+        assess_risk(RiskProfile(diazepam_mg=top + 1), knowledge, NET)
