@@ -24,6 +24,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
+_PASSED = pytest.StashKey[bool]()  # the call phase passed
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """Keep the call phase's outcome on the item, so the floor below is only checked on a passing run."""
@@ -32,8 +35,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.stash[_PASSED] = report_.passed
     return report_
 
-
-_PASSED = pytest.StashKey[bool]()
 
 
 def _asked(function: Any) -> int | None:

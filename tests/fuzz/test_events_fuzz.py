@@ -33,7 +33,7 @@ from benzotaper.taper.event_file import MAX_DAYS, MAX_NOTE, OPTIONAL, REQUIRED, 
 from benzotaper.taper.plan import Event
 from benzotaper.taper.replan import KINDS
 from tests.fuzz.contract import EXAMPLES, FUZZ, accepted_or_refused, cli
-from tests.fuzz.csv_text import NEWLINES, WHOLE_FILE, render, whole_file
+from tests.fuzz.csv_text import MUTATIONS, NEWLINES, WHOLE_FILE, render, reshape, table_from_seed, whole_file
 
 SURFACE = "events CSV"
 CLI_SURFACE = "events CSV (CLI)"
@@ -73,12 +73,8 @@ def valid_row(rng: random.Random, columns: list[str]) -> dict[str, str]:
 
 
 def valid_table(seed: int) -> tuple[list[str], list[list[str]]]:
-    """A valid header and one to six events from a seed (Python's random builds it; hypothesis mutates it)."""
-    rng = random.Random(seed)
-    columns = [*REQUIRED, *(c for c in OPTIONAL if rng.random() < 0.6)]
-    rng.shuffle(columns)
-    rows = [valid_row(rng, columns) for _ in range(rng.randint(1, 6))]
-    return columns, [[r[c] for c in columns] for r in rows]
+    """A valid file's header and rows from a seed (each optional column kept with probability 0.6)."""
+    return table_from_seed(seed, REQUIRED, OPTIONAL, 0.6, valid_row)
 
 
 seeds = st.integers(0, 2**32 - 1)
@@ -97,7 +93,6 @@ ODD_CELLS = ["", " ", "nan", "NaN", "inf", "-inf", "-5", "-0", "0", "00", "1e3",
              "15", "16", "40", "41", "20", "21"]  # fmt: skip
 odd_cells = st.one_of(st.sampled_from(ODD_CELLS), st.text(max_size=12), st.floats().map(str))
 EXTRA_COLUMNS = ["", "comment", "date", "kind", " days", "Score", "\ufeffdate", "dose"]
-MUTATIONS = ["cell", "cell", "cell", "drop", "dup", "extra", "short", "long"]
 
 
 @st.composite
@@ -115,18 +110,7 @@ def events_files(draw: st.DrawFn) -> tuple[str, int]:
             single = i + 2 if len(kinds) == 1 else 0
             continue
         single = 0
-        if kind == "drop" and len(columns) > 1:
-            j = rng.randrange(len(columns))
-            columns = columns[:j] + columns[j + 1 :]
-            if rng.random() < 0.5:
-                body = [r[:j] + r[j + 1 :] for r in body]
-        elif kind in ("dup", "extra"):
-            columns = [*columns, rng.choice(columns if kind == "dup" else EXTRA_COLUMNS)]
-            body = [[*r, rng.choice(["", "x", "1", *r[:1]])] for r in body]
-        elif kind == "short":
-            body[i] = body[i][: rng.randrange(len(body[i]) + 1)]
-        elif kind == "long":
-            body[i] = [*body[i], *rng.choices(["", "x", "5", "hold"], k=rng.randint(1, 3))]
+        columns, body = reshape(kind, rng, (columns, body), i, EXTRA_COLUMNS, ["", "x", "5", "hold"])
     text = render(columns, body, draw(NEWLINES))
     text, changed = whole_file(draw(WHOLE_FILE), rng, text)
     if changed or any("\n" in c or "\r" in c or '"' in c for r in body for c in r):

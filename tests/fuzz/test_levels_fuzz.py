@@ -34,7 +34,7 @@ from benzotaper.knowledge import load_knowledge
 from benzotaper.knowledge.tdm_rules import load_tdm_knowledge
 from benzotaper.tdm.samples import OPTIONAL, REQUIRED, Sample, load_samples, read_samples
 from tests.fuzz.contract import EXAMPLES, FUZZ, accepted_or_refused, cli
-from tests.fuzz.csv_text import NEWLINES, WHOLE_FILE, render, whole_file
+from tests.fuzz.csv_text import MUTATIONS, NEWLINES, WHOLE_FILE, render, reshape, table_from_seed, whole_file
 
 SURFACE = "levels CSV"
 CLI_SURFACE = "levels CSV (CLI)"
@@ -88,16 +88,8 @@ def valid_row(rng: random.Random, columns: list[str]) -> dict[str, str]:
 
 
 def valid_table(seed: int) -> tuple[list[str], list[list[str]]]:
-    """A valid header (required columns, some optional, any order) and one to six rows, from a seed.
-
-    Python's random, seeded by hypothesis, builds the valid file: a draw per cell would cost more than the
-    read itself. Hypothesis draws the mutations, where its search pays.
-    """
-    rng = random.Random(seed)
-    columns = [*REQUIRED, *(c for c in OPTIONAL if rng.random() < 0.5)]
-    rng.shuffle(columns)
-    rows = [valid_row(rng, columns) for _ in range(rng.randint(1, 6))]
-    return columns, [[r[c] for c in columns] for r in rows]
+    """A valid file's header and rows from a seed (each optional column kept with probability 0.5)."""
+    return table_from_seed(seed, REQUIRED, OPTIONAL, 0.5, valid_row)
 
 
 seeds = st.integers(0, 2**32 - 1)
@@ -120,7 +112,6 @@ odd_cells = st.one_of(st.sampled_from(ODD_CELLS), st.text(max_size=12), st.float
 EXTRA_COLUMNS = ["", "comment", "value", "unit", "analyte", " sampled_at", "Sampled_At", "lloq", "\ufeffsampled_at"]
 
 
-MUTATIONS = ["cell", "cell", "cell", "drop", "dup", "extra", "short", "long"]
 MUTATION_LISTS = st.lists(st.sampled_from(MUTATIONS), max_size=3)
 
 
@@ -140,18 +131,7 @@ def levels_files(draw: st.DrawFn) -> tuple[str, tuple[int, str] | None]:
             single = (i + 2, columns[j]) if single is None and j < len(columns) and len(kinds) == 1 else (0, "")
             continue
         single = (0, "")
-        if kind == "drop" and len(columns) > 1:
-            j = rng.randrange(len(columns))
-            columns = columns[:j] + columns[j + 1 :]
-            if rng.random() < 0.5:  # the cells too (else every row is one longer than the header)
-                body = [r[:j] + r[j + 1 :] for r in body]
-        elif kind in ("dup", "extra"):
-            columns = [*columns, rng.choice(columns if kind == "dup" else EXTRA_COLUMNS)]
-            body = [[*r, rng.choice(["", "x", "1", *r[:1]])] for r in body]
-        elif kind == "short":
-            body[i] = body[i][: rng.randrange(len(body[i]) + 1)]
-        elif kind == "long":
-            body[i] = [*body[i], *rng.choices(["", "x", "5", "ng/mL"], k=rng.randint(1, 3))]
+        columns, body = reshape(kind, rng, (columns, body), i, EXTRA_COLUMNS, ["", "x", "5", "ng/mL"])
     text = render(columns, body, draw(NEWLINES))
     text, changed = whole_file(draw(WHOLE_FILE), rng, text)
     if changed or any("\n" in c or "\r" in c or '"' in c for r in body for c in r):

@@ -173,14 +173,18 @@ def _settings_with(env: dict[str, str], data: Path) -> dict[str, Any]:
     return result
 
 
+# What BENZOTAPER_HTTPS=1 sets (checked below against the settings module itself).
+TLS = {
+    "SECURE_HSTS_SECONDS": ONE_YEAR,
+    "SECURE_SSL_REDIRECT": True,
+    "SESSION_COOKIE_SECURE": True,
+    "CSRF_COOKIE_SECURE": True,
+}
+
+
 def test_over_tls_cookies_are_secure_and_hsts_is_sent(clinic: Clinic, tmp_path: Path) -> None:
     tls = _settings_with({"BENZOTAPER_HTTPS": "1"}, tmp_path)
-    assert tls == {
-        "SESSION_COOKIE_SECURE": True,
-        "CSRF_COOKIE_SECURE": True,
-        "SECURE_SSL_REDIRECT": True,
-        "SECURE_HSTS_SECONDS": ONE_YEAR,
-    }
+    assert tls == TLS
     assert _settings_with({}, tmp_path) == dict.fromkeys(TLS_KEYS[:3], False) | {"SECURE_HSTS_SECONDS": 0}
     with override_settings(**tls):
         plain = Client().get("/login/")
@@ -284,16 +288,8 @@ def test_every_page_sends_the_security_headers(world: World) -> None:
     assert checked >= 2 * len([c for c in cells() if c[1] == "GET"]) - 10
 
 
-TLS = {
-    "SECURE_HSTS_SECONDS": ONE_YEAR,
-    "SECURE_SSL_REDIRECT": True,
-    "SESSION_COOKIE_SECURE": True,
-    "CSRF_COOKIE_SECURE": True,
-}
-
-
 def test_over_tls_every_page_sends_hsts_and_the_other_headers(world: World) -> None:
-    """The settings of BENZOTAPER_HTTPS=1 (test_over_tls_cookies_are_secure_and_hsts_is_sent), every GET route."""
+    """With the settings of BENZOTAPER_HTTPS=1 (TLS, checked against settings.py above), every GET route."""
     checked, wrong = 0, []
     with override_settings(**TLS):
         for template, method in cells():
